@@ -1,0 +1,113 @@
+"""The model zoo's registry: what each architecture is, what it accepts, and how to build it.
+
+Each architecture module registers one ``ModelSpec`` next to its ``build`` function, so that the CLI, the docs
+and the tests read the same table. ``build_model`` checks every argument against the spec before any graph is
+built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+TASKS = ("portrait", "matting", "hair", "nails")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Published size of an architecture, to check our implementation against."""
+
+    params: int
+    macs: int
+    input_size: tuple[int, int]
+    source: str
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Static description of one architecture of the zoo."""
+
+    name: str
+    task: str
+    builder: Callable  # ``build(input_shape, training_heads=False, **options)`` -> tf_keras functional model
+    description: str
+    default_input_size: tuple[int, int]
+    output_stride: int  # height and width must be multiples of this
+    input_channels: tuple[int, ...] = (3,)  # allowed channel counts; the first is the default
+    output: str = ""  # what the (inference) output is
+    options: dict = field(default_factory=dict)  # builder keyword arguments and their allowed values
+    reference: Reference | None = None
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    if spec.task not in TASKS:
+        raise ValueError(f"model {spec.name!r}: unknown task {spec.task!r}; expected one of {TASKS}")
+    if spec.name in _REGISTRY:
+        raise ValueError(f"model {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def list_models(task: str | None = None) -> list[str]:
+    """Names of the registered architectures, optionally only those of one task."""
+    return [name for name, spec in _REGISTRY.items() if task is None or spec.task == task]
+
+
+def get_spec(name: str) -> ModelSpec:
+    key = name.lower().replace("-", "_")
+    if key not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; valid choices: {', '.join(list_models())}")
+    return _REGISTRY[key]
+
+
+def resolve_input_shape(spec: ModelSpec, input_size=None, input_channels=None) -> tuple[int, int, int]:
+    """Validate a requested input size and channel count against ``spec``; return (H, W, C)."""
+    if input_size is None:
+        input_size = spec.default_input_size
+    if isinstance(input_size, int):
+        input_size = (input_size, input_size)
+    if len(input_size) != 2 or not all(isinstance(v, int) and v > 0 for v in input_size):
+        raise ValueError(f"{spec.name}: input_size must be (height, width) of positive ints, got {input_size!r}")
+    bad = [v for v in input_size if v % spec.output_stride]
+    if bad:
+        raise ValueError(f"{spec.name}: input size {tuple(input_size)} must be divisible by the output stride "
+                         f"{spec.output_stride} (e.g. {spec.default_input_size})")
+    channels = spec.input_channels[0] if input_channels is None else input_channels
+    if channels not in spec.input_channels:
+        raise ValueError(f"{spec.name}: {channels} input channels not supported; valid choices: "
+                         f"{', '.join(map(str, spec.input_channels))}")
+    return (input_size[0], input_size[1], channels)
+
+
+def check_options(spec: ModelSpec, options: dict) -> None:
+    for key, value in options.items():
+        if key == "training_heads":
+            continue
+        if key not in spec.options:
+            valid = ", ".join(["training_heads", *spec.options]) or "none"
+            raise ValueError(f"{spec.name}: unknown option {key!r}; valid options: {valid}")
+        allowed = spec.options[key]
+        if allowed and value not in allowed:
+            raise ValueError(f"{spec.name}: {key}={value!r} not supported; valid choices: "
+                             f"{', '.join(map(str, allowed))}")
+
+
+def build_model(name: str, input_size=None, input_channels: int | None = None, training_heads: bool = False,
+                **options):
+    """Build a registered architecture as a functional tf_keras model.
+
+    Args:
+        name: a name from ``list_models()``.
+        input_size: (height, width) or an int for a square; defaults to the spec's size.
+        input_channels: 3 for RGB, 4 where the spec allows RGB + previous-frame mask.
+        training_heads: also output the training-only heads (boundary, auxiliary, coarse); the model's outputs
+            are then a dict keyed by head name, with the inference output under "mask".
+        options: architecture options listed in the spec (e.g. ``width`` for MMNet).
+    """
+    spec = get_spec(name)
+    shape = resolve_input_shape(spec, input_size, input_channels)
+    check_options(spec, options)
+    return spec.builder(shape, training_heads=training_heads, **options)
