@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _format_count(value: float) -> str:
@@ -49,6 +50,19 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from portrait_sdk.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe)  # checked before TensorFlow is imported
+    from portrait_sdk.train import Trainer
+
+    run_dir = args.output or Path("runs") / recipe.name
+    best = Trainer(recipe, run_dir, progress=not args.quiet).fit(resume=args.resume)
+    print(f"best epoch {best.get('epoch')}: {recipe.train.metric} = {best.get('val_' + recipe.train.metric)}; "
+          f"weights in {Path(run_dir) / 'best.keras'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="portrait-sdk", description=__doc__)
     modes = parser.add_subparsers(dest="mode", required=True, metavar="MODE")
@@ -56,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     models = modes.add_parser("models", help="list the model zoo with params and MACs")
     models.add_argument("--task", choices=("portrait", "matting", "hair", "nails"), help="only this task")
     models.set_defaults(func=cmd_models)
+
+    train = modes.add_parser("train", help="train a model from a recipe (training/<model>.toml)")
+    train.add_argument("recipe", type=Path, help="recipe TOML file")
+    train.add_argument("--output", type=Path, help="run folder (default: runs/<recipe name>)")
+    train.add_argument("--resume", action="store_true", help="continue the run in the output folder")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_train)
     return parser
 
 
@@ -63,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"portrait-sdk {args.mode}: error: {error}", file=sys.stderr)
         return 2
 

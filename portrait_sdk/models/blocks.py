@@ -29,8 +29,10 @@ def activation(x, kind: str | None, name: str):
     raise ValueError(f"unknown activation {kind!r}; expected relu, relu6, prelu or None")
 
 
-def batch_norm(x, name: str):
-    return layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+def batch_norm(x, name: str, epsilon: float = BN_EPSILON):
+    """Batch norm whose statistics are synchronised across replicas, so a batch split over several devices
+    (MirroredStrategy) trains exactly like the same batch on one; on one device it is plain batch norm."""
+    return layers.BatchNormalization(epsilon=epsilon, synchronized=True, name=f"{name}_bn")(x)
 
 
 def conv_bn(x, filters: int, kernel_size=3, strides=1, dilation_rate=1, act: str | None = "relu",

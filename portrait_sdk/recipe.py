@@ -1,0 +1,160 @@
+"""Training recipes: one TOML file per model in ``training/``, checked key by key before anything runs.
+
+A recipe has four tables::
+
+    [model]  name, input_size, input_channels, options
+    [data]   root, train, val, val_filter, mode, backgrounds, skip_bad, limit_train, limit_val
+    [loss]   objective, weights, options
+    [train]  epochs, batch_size, learning_rate, ...
+
+An unknown key or a value of the wrong type raises ``RecipeError`` naming the file, the table and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+def data_root(override: str | os.PathLike | None = None) -> Path:
+    """Where datasets live: an explicit path, else ``$PORTRAIT_SDK_DATA``, else ``../shared/datasets``."""
+    return Path(override or os.environ.get("PORTRAIT_SDK_DATA") or DEFAULT_DATA_ROOT)
+
+
+class RecipeError(ValueError):
+    """A recipe file that cannot be used, with the file and key in the message."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    input_size: list[int]
+    input_channels: int = 0  # 0: the architecture's default
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train: str  # folder under the data root (or absolute)
+    val: str
+    root: str = ""  # empty: $PORTRAIT_SDK_DATA or ../shared/datasets
+    val_filter: dict = field(default_factory=dict)  # e.g. {label_source = "teacher"}
+    mode: str = "segmentation"  # segmentation | consistency | matting | video
+    backgrounds: str = ""  # folder of background photos (matting compositing)
+    skip_bad: bool = False  # drop unreadable / inconsistent samples with a warning instead of failing
+    limit_train: int = 0  # use only the first N training samples (0: all)
+    limit_val: int = 0
+
+    def path(self, split: str) -> Path:
+        folder = Path(getattr(self, split))
+        return folder if folder.is_absolute() else data_root(self.root or None) / folder
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    objective: str  # see portrait_sdk.objectives.OBJECTIVES
+    weights: dict = field(default_factory=dict)  # per-term weights overriding the objective's defaults
+    options: dict = field(default_factory=dict)  # objective options, e.g. {criterion = "lovasz"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float = 0.0
+    lr_decay: float = 1.0  # multiply the learning rate by this ...
+    lr_decay_epochs: int = 0  # ... every this many epochs (0: constant)
+    checkpoint_every: int = 200  # steps
+    seed: int = 0
+    metric: str = "iou"  # validation metric that selects the best checkpoint
+    metric_mode: str = "max"  # max | min
+    steps_per_epoch: int = 0  # 0: one pass over the training set
+    init_weights: str = ""  # warm start from a .keras / .weights.h5 file (relative to the recipe)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    model: ModelConfig
+    data: DataConfig
+    loss: LossConfig
+    train: TrainConfig
+    path: Path = Path("recipe.toml")
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+
+_TABLES = {"model": ModelConfig, "data": DataConfig, "loss": LossConfig, "train": TrainConfig}
+
+
+def _check_type(value, annotation, where: str):
+    origin = typing.get_origin(annotation) or annotation
+    if origin is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if origin is int and isinstance(value, bool) or not isinstance(value, origin):
+        raise RecipeError(f"{where} must be {origin.__name__}, got {type(value).__name__} {value!r}")
+    if origin is list:
+        (item,) = typing.get_args(annotation)
+        for v in value:
+            _check_type(v, item, where + "[]")
+    return value
+
+
+def _parse_table(cls, table, where: str):
+    if not isinstance(table, dict):
+        raise RecipeError(f"{where} must be a table")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - set(fields))
+    if unknown:
+        raise RecipeError(f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(fields)}")
+    missing = [name for name, f in fields.items() if name not in table
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise RecipeError(f"{where}: missing required key {missing[0]!r}")
+    return cls(**{key: _check_type(value, hints[key], f"{where} {key}") for key, value in table.items()})
+
+
+def load_recipe(path: str | os.PathLike) -> Recipe:
+    """Parse and check a recipe file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such recipe file")
+    try:
+        document = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise RecipeError(f"{path}: not valid TOML: {error}") from None
+    unknown = sorted(set(document) - set(_TABLES))
+    if unknown:
+        raise RecipeError(f"{path}: unknown table [{unknown[0]}]; valid tables: {', '.join(_TABLES)}")
+    missing = [t for t in _TABLES if t not in document]
+    if missing:
+        raise RecipeError(f"{path}: missing table [{missing[0]}]")
+    parts = {name: _parse_table(cls, document[name], f"{path}: [{name}]") for name, cls in _TABLES.items()}
+    recipe = Recipe(**parts, path=path)
+    _check_values(recipe)
+    return recipe
+
+
+def _check_values(recipe: Recipe) -> None:
+    where = f"{recipe.path}:"
+    if len(recipe.model.input_size) != 2:
+        raise RecipeError(f"{where} [model] input_size must be [height, width]")
+    if recipe.data.mode not in ("segmentation", "consistency", "matting", "video"):
+        raise RecipeError(f"{where} [data] mode must be segmentation, consistency, matting or video, "
+                          f"got {recipe.data.mode!r}")
+    if recipe.train.metric_mode not in ("max", "min"):
+        raise RecipeError(f"{where} [train] metric_mode must be max or min")
+    for key in ("epochs", "batch_size", "checkpoint_every"):
+        if getattr(recipe.train, key) <= 0:
+            raise RecipeError(f"{where} [train] {key} must be positive")
+    if recipe.train.learning_rate <= 0:
+        raise RecipeError(f"{where} [train] learning_rate must be positive")

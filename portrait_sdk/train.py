@@ -1,0 +1,287 @@
+"""The trainer behind ``portrait-sdk train RECIPE``: resumable, distributed, with validation every epoch.
+
+Layout of a run directory::
+
+    checkpoints/        tf.train.Checkpoint (model, optimizer, step, trainer state) every ``checkpoint_every``
+                        steps and at each epoch end; the newest two are kept
+    best.keras          the weights with the best validation metric so far (written atomically)
+    metrics.json        per-epoch history, the best epoch and its validation metrics
+    curves.png          loss and validation-metric curves
+    logs/               TensorBoard scalars
+
+Resuming (``resume=True``) restores the newest checkpoint: model and optimizer state, the global step, and the
+trainer's history, which lives *inside* the checkpoint (a string variable) so the two can never disagree. The
+data stream is a pure function of (seed, epoch, index), so the run continues with exactly the batches it would
+have seen. Training runs under a ``tf.distribute`` strategy: the default one on one device, MirroredStrategy over
+several local GPUs, MultiWorkerMirroredStrategy when ``TF_CONFIG`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from portrait_sdk.data import pipeline, readers
+from portrait_sdk.keras_env import keras, tf
+from portrait_sdk.metrics import MattingMeter, SegmentationMeter
+from portrait_sdk.models import build_model, get_spec
+from portrait_sdk.objectives import make_objective
+from portrait_sdk.recipe import Recipe
+
+
+def default_strategy() -> tf.distribute.Strategy:
+    """MultiWorkerMirrored under TF_CONFIG, Mirrored over several GPUs, else the default (one device)."""
+    if os.environ.get("TF_CONFIG"):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` then rename over ``path``: readers never see a half-written file."""
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def is_better(value: float, best: float | None, mode: str) -> bool:
+    return best is None or (value > best if mode == "max" else value < best)
+
+
+class Trainer:
+    """Trains one recipe into ``run_dir``; ``fit(resume=...)`` runs to the recipe's last epoch."""
+
+    def __init__(self, recipe: Recipe, run_dir: str | os.PathLike, strategy: tf.distribute.Strategy | None = None,
+                 progress: bool = True):
+        self.recipe = recipe
+        self.run_dir = Path(run_dir)
+        self.strategy = strategy or default_strategy()
+        self.progress = progress
+        self.spec = get_spec(recipe.model.name)
+        self.objective = make_objective(recipe.loss.objective, recipe.loss.weights, **recipe.loss.options)
+        self.train_data, self.val_data = self._open_datasets()  # checked before any graph is built
+        cfg = recipe.train
+        self.steps_per_epoch = cfg.steps_per_epoch or max(1, len(self.train_data) // cfg.batch_size)
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+        keras.utils.set_random_seed(cfg.seed)  # same seed, same initial weights: runs are reproducible
+        with self.strategy.scope():
+            self.model = self._build_model()
+            self.optimizer = self._build_optimizer()
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+            self.state = tf.Variable("{}", dtype=tf.string, trainable=False, name="trainer_state")
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step,
+                                              state=self.state)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, self.run_dir / "checkpoints", max_to_keep=2)
+        self.history: list[dict] = []
+        self.best: dict | None = None
+
+    # -- set-up ---------------------------------------------------------------------------------------------
+    def _open_datasets(self):
+        data = self.recipe.data
+        train = readers.open_dataset(data.path("train"))
+        val = readers.open_dataset(data.path("val"))
+        if data.val_filter:
+            val = val.filter(**data.val_filter)
+        train, val = (readers.validate(ds, skip_bad=data.skip_bad).dataset for ds in (train, val))
+        if data.limit_train:
+            train = train.subset(train.samples[:data.limit_train], f"{train.name}[:{data.limit_train}]")
+        if data.limit_val:
+            val = val.subset(val.samples[:data.limit_val], f"{val.name}[:{data.limit_val}]")
+        return train, val
+
+    def _build_model(self):
+        cfg = self.recipe.model
+        model = build_model(cfg.name, input_size=tuple(cfg.input_size), input_channels=cfg.input_channels or None,
+                            training_heads=True, **cfg.options)
+        if self.recipe.train.init_weights:
+            path = Path(self.recipe.train.init_weights)
+            path = path if path.is_absolute() else self.recipe.path.parent / path
+            source = keras.models.load_model(path, compile=False) if path.suffix == ".keras" else None
+            if source is not None:
+                # Copy by layer name, so an inference-only file warm-starts a model with training heads.
+                for layer in source.layers:
+                    if layer.weights and layer.name in {l.name for l in model.layers}:
+                        model.get_layer(layer.name).set_weights(layer.get_weights())
+            else:
+                model.load_weights(path, skip_mismatch=True, by_name=True)
+        return model
+
+    def _build_optimizer(self):
+        cfg = self.recipe.train
+        lr = cfg.learning_rate
+        if cfg.lr_decay_epochs:
+            lr = keras.optimizers.schedules.ExponentialDecay(
+                lr, decay_steps=cfg.lr_decay_epochs * self.steps_per_epoch, decay_rate=cfg.lr_decay, staircase=True)
+        optimizer = keras.optimizers.AdamW(learning_rate=lr, weight_decay=cfg.weight_decay)
+        # Decay conv and dense kernels only: not BN, PReLU, biases or depthwise kernels (ExtremeC3Net's rule).
+        optimizer.exclude_from_weight_decay(var_names=["bn", "batch_norm", "prelu", "bias", "depthwise"])
+        return optimizer
+
+    def _dataset(self, training: bool, start_step: int = 0):
+        cfg, data = self.recipe.train, self.recipe.data
+        return pipeline.make_dataset(
+            self.train_data if training else self.val_data, size=tuple(self.recipe.model.input_size),
+            batch_size=cfg.batch_size if training else 1, training=training, seed=cfg.seed,
+            mode=data.mode if training or data.mode in ("video", "matting") else "segmentation",
+            backgrounds=self._backgrounds() if training and data.mode == "matting" else None,
+            boundary_width=4 if training and self.recipe.loss.objective == "portraitnet" else None,
+            start=start_step * cfg.batch_size if training else 0)
+
+    def _backgrounds(self):
+        folder = self.recipe.data.backgrounds
+        if not folder:
+            return None
+        folder = Path(folder) if Path(folder).is_absolute() else self.recipe.data.path("train").parents[1] / folder
+        files = sorted(p for p in folder.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        if not files:
+            raise FileNotFoundError(f"{folder}: no background images (.jpg / .png)")
+        return files
+
+    # -- steps ----------------------------------------------------------------------------------------------
+    def _make_train_step(self):
+        replicas = self.strategy.num_replicas_in_sync
+
+        def step_fn(features, targets):
+            with tf.GradientTape() as tape:
+                terms = self.objective(self.model, features, targets, training=True)
+                loss = terms["loss"] / replicas
+            grads = tape.gradient(loss, self.model.trainable_variables)
+            self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+            return terms
+
+        @tf.function
+        def train_step(iterator):
+            terms = self.strategy.run(step_fn, args=next(iterator))
+            self.step.assign_add(1)
+            return {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in terms.items()}
+
+        return train_step
+
+    def evaluate(self) -> dict:
+        """Validation metrics at the model's input resolution (IoU etc. for masks, SAD etc. for mattes)."""
+        meter = MattingMeter() if self.spec.task == "matting" else SegmentationMeter()
+        predict = tf.function(lambda x: self.objective.probability(self.model(x, training=False)))
+        for features, targets in self._dataset(training=False):
+            prob = predict(features["image"]).numpy()
+            for p, t in zip(prob, targets["mask"].numpy()[..., 0]):
+                meter.update(p, t)
+        return meter.result()
+
+    # -- the loop -------------------------------------------------------------------------------------------
+    def _save_state(self):
+        self.state.assign(json.dumps({"history": self.history, "best": self.best}))
+
+    def _restore(self) -> int:
+        latest = self.manager.latest_checkpoint
+        if latest is None:
+            return 0
+        self.checkpoint.restore(latest)
+        state = json.loads(self.state.numpy().decode())
+        self.history, self.best = state.get("history", []), state.get("best")
+        return int(self.step.numpy())
+
+    def fit(self, resume: bool = False) -> dict:
+        """Train to the last epoch; returns the best epoch's record. ``resume`` continues the newest checkpoint."""
+        if not resume and self.manager.latest_checkpoint:
+            raise FileExistsError(f"{self.run_dir} already holds a run; pass resume=True (--resume) to continue it "
+                                  "or choose another output folder")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        start = self._restore() if resume else 0
+        cfg = self.recipe.train
+        writer = tf.summary.create_file_writer(str(self.run_dir / "logs"))
+        train_step = self._make_train_step()
+        iterator = iter(self.strategy.experimental_distribute_dataset(self._dataset(True, start)))
+        step = start
+        while step < self.total_steps:
+            epoch = step // self.steps_per_epoch
+            epoch_end = (epoch + 1) * self.steps_per_epoch
+            sums, count, began = {}, 0, time.perf_counter()
+            bar = _progress(self.progress, epoch, cfg.epochs, self.steps_per_epoch, step - epoch * self.steps_per_epoch)
+            while step < epoch_end:
+                terms = {k: float(v) for k, v in train_step(iterator).items()}
+                step += 1
+                count += 1
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                if not math.isfinite(terms["loss"]):
+                    raise FloatingPointError(f"loss became {terms['loss']} at step {step}; lower the learning rate")
+                rate = count * cfg.batch_size / (time.perf_counter() - began)
+                bar.update(loss=terms["loss"], rate=rate)
+                with writer.as_default(step=step):
+                    for k, v in terms.items():
+                        tf.summary.scalar(f"train/{k}", v)
+                if step % cfg.checkpoint_every == 0 and step < epoch_end:
+                    self._save_state()
+                    self.manager.save(checkpoint_number=step)
+            bar.close()
+            record = {"epoch": epoch + 1, "step": step, **{f"train_{k}": v / count for k, v in sums.items()},
+                      **{f"val_{k}": v for k, v in self.evaluate().items()}}
+            self.history.append(record)
+            with writer.as_default(step=step):
+                for k, v in record.items():
+                    if k.startswith("val_"):
+                        tf.summary.scalar(f"val/{k[4:]}", v)
+            value = record[f"val_{cfg.metric}"]
+            if is_better(value, None if self.best is None else self.best[f"val_{cfg.metric}"], cfg.metric_mode):
+                self.best = record
+                atomic_write(self.run_dir / "best.keras", self.model.save)
+            self._save_state()
+            self.manager.save(checkpoint_number=step)
+            self._write_reports()
+            if self.progress:
+                print(f"epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in record.items()
+                                                         if k.startswith("val_") or k == "train_loss"), flush=True)
+        return self.best or {}
+
+    def _write_reports(self):
+        report = {"recipe": str(self.recipe.path), "model": self.recipe.model.name, "metric": self.recipe.train.metric,
+                  "best": self.best, "history": self.history}
+        atomic_write(self.run_dir / "metrics.json", lambda p: p.write_text(json.dumps(report, indent=2)))
+        atomic_write(self.run_dir / "curves.png", lambda p: plot_curves(self.history, self.recipe.train.metric, p))
+
+
+def plot_curves(history: list[dict], metric: str, path: Path) -> None:
+    """Training loss and the validation metric per epoch, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in history]
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
+    for key in sorted(k for k in history[0] if k.startswith("train_")):
+        ax_loss.plot(epochs, [r[key] for r in history], label=key[6:])
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="training loss", yscale="log")
+    ax_loss.legend()
+    ax_metric.plot(epochs, [r[f"val_{metric}"] for r in history], marker="o")
+    ax_metric.set(xlabel="epoch", ylabel=metric, title=f"validation {metric}")
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=100)
+    plt.close(fig)
+
+
+class _progress:
+    """A tqdm bar with live loss and throughput (silent when disabled)."""
+
+    def __init__(self, enabled: bool, epoch: int, epochs: int, total: int, done: int):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=done, desc=f"epoch {epoch + 1}/{epochs}", unit="step",
+                            dynamic_ncols=True)
+
+    def update(self, loss: float, rate: float):
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:.1f}")
+            self.bar.update(1)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()

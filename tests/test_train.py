@@ -1,0 +1,192 @@
+"""The trainer: recipes checked up front, exact resume after a kill, MirroredStrategy == one device."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from portrait_sdk.recipe import RecipeError, load_recipe
+
+RECIPE = """
+[model]
+name = "extremec3net"
+input_size = [32, 32]
+
+[data]
+root = "{root}"
+train = "toy/train"
+val = "toy/val"
+
+[loss]
+objective = "segmentation"
+options = {{ criterion = "lovasz", boundary_kernel = 5 }}
+
+[train]
+epochs = 2
+batch_size = 4
+learning_rate = 1e-3
+weight_decay = 1e-4
+steps_per_epoch = 3
+checkpoint_every = 2
+seed = 1
+"""
+
+
+def make_toy_dataset(root: Path, count: int = 8) -> None:
+    """Discs on noise: folders in the generic images/ + masks/ format."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        (root / "toy" / split / "images").mkdir(parents=True)
+        (root / "toy" / split / "masks").mkdir(parents=True)
+        for i in range(count):
+            image = rng.integers(0, 120, (40, 48, 3), dtype=np.uint8)
+            mask = np.zeros((40, 48), np.uint8)
+            cv2.circle(mask, (int(rng.integers(14, 34)), int(rng.integers(14, 26))), int(rng.integers(6, 12)), 255, -1)
+            image[mask > 0] += 120
+            cv2.imwrite(str(root / "toy" / split / "images" / f"{i:03d}.png"), image)
+            cv2.imwrite(str(root / "toy" / split / "masks" / f"{i:03d}.png"), mask)
+
+
+@pytest.fixture()
+def recipe_path(tmp_path) -> Path:
+    make_toy_dataset(tmp_path)
+    path = tmp_path / "toy.toml"
+    path.write_text(RECIPE.format(root=tmp_path))
+    return path
+
+
+def test_recipe_errors_name_the_file_and_the_key(tmp_path, recipe_path):
+    text = recipe_path.read_text()
+    cases = {
+        "epochs = 2": ("epoch = 2", r"\[train\]: unknown key 'epoch'; valid keys: epochs"),
+        "batch_size = 4": ('batch_size = "4"', r"\[train\] batch_size must be int, got str"),
+        "[loss]": ("[losses]", r"unknown table \[losses\]"),
+    }
+    for original, (bad, message) in cases.items():
+        path = tmp_path / "bad.toml"
+        path.write_text(text.replace(original, bad))
+        with pytest.raises(RecipeError, match=message) as error:
+            load_recipe(path)
+        assert str(path) in str(error.value)
+
+
+def test_dataset_problems_stop_training_before_it_starts(recipe_path):
+    from portrait_sdk.data.readers import DatasetError
+    from portrait_sdk.train import Trainer
+
+    (recipe_path.parent / "toy" / "train" / "masks" / "003.png").unlink()
+    with pytest.raises(DatasetError, match="003"):
+        Trainer(load_recipe(recipe_path), recipe_path.parent / "run", progress=False)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_killed_run_resumes_exactly(recipe_path, monkeypatch):
+    from portrait_sdk.keras_env import tf
+    from portrait_sdk.train import Trainer
+
+    tf.config.experimental.enable_op_determinism()
+    recipe = load_recipe(recipe_path)
+    reference = Trainer(recipe, recipe_path.parent / "reference", progress=False)
+    reference.fit()
+    assert (recipe_path.parent / "reference" / "best.keras").is_file()
+    assert (recipe_path.parent / "reference" / "curves.png").stat().st_size > 0
+
+    make_step = Trainer._make_train_step
+
+    def dying_step(self):
+        step, calls = make_step(self), []
+
+        def run(iterator):
+            if len(calls) == 5:  # killed during step 6, after the checkpoint of step 4 (and the epoch end at 3)
+                raise Killed
+            calls.append(1)
+            return step(iterator)
+        return run
+
+    monkeypatch.setattr(Trainer, "_make_train_step", dying_step)
+    run_dir = recipe_path.parent / "killed"
+    with pytest.raises(Killed):
+        Trainer(recipe, run_dir, progress=False).fit()
+    monkeypatch.setattr(Trainer, "_make_train_step", make_step)
+
+    with pytest.raises(FileExistsError, match="--resume"):
+        Trainer(recipe, run_dir, progress=False).fit()
+    resumed = Trainer(recipe, run_dir, progress=False)
+    resumed.fit(resume=True)
+
+    assert int(resumed.step.numpy()) == int(reference.step.numpy()) == 6
+    assert int(resumed.optimizer.iterations.numpy()) == 6
+    assert [r["epoch"] for r in resumed.history] == [1, 2]
+    for a, b in zip(reference.model.weights, resumed.model.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.name)
+    assert resumed.history[-1]["val_iou"] == pytest.approx(reference.history[-1]["val_iou"], abs=1e-6)
+
+
+def test_sigkill_mid_training_then_resume_from_the_command_line(recipe_path):
+    run_dir = recipe_path.parent / "cli_run"
+    text = recipe_path.read_text().replace("epochs = 2", "epochs = 40").replace("checkpoint_every = 2",
+                                                                              "checkpoint_every = 1")
+    recipe_path.write_text(text)
+    command = [sys.executable, "-m", "portrait_sdk", "train", str(recipe_path), "--output", str(run_dir), "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((run_dir / "checkpoints").glob("ckpt-*.index")):
+        time.sleep(0.5)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    saved = sorted(int(p.name.split("-")[1].split(".")[0]) for p in (run_dir / "checkpoints").glob("ckpt-*.index"))
+    assert saved, "no checkpoint was written before the kill"
+
+    resume = command[:-1] + ["--resume", "--quiet"]
+    text = recipe_path.read_text().replace("epochs = 40", "epochs = 2")
+    recipe_path.write_text(text)  # finish soon: the resumed run stops at epoch 2 (step 6)
+    if saved[-1] >= 6:
+        pytest.skip("the first run was already past the end of the shortened run")
+    result = subprocess.run(resume, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "best epoch" in result.stdout
+
+
+MIRRORED = textwrap.dedent("""
+    import json, sys
+    from portrait_sdk.keras_env import tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    tf.config.experimental.enable_op_determinism()
+    from portrait_sdk.recipe import load_recipe
+    from portrait_sdk.train import Trainer
+
+    def losses(strategy, folder):
+        trainer = Trainer(load_recipe(sys.argv[1]), folder, strategy=strategy, progress=False)
+        step = trainer._make_train_step()
+        iterator = iter(trainer.strategy.experimental_distribute_dataset(trainer._dataset(True)))
+        return [float(step(iterator)["loss"]) for _ in range(3)]
+
+    single = losses(tf.distribute.get_strategy(), sys.argv[2] + "/single")
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    print(json.dumps({"single": single, "mirrored": losses(mirrored, sys.argv[2] + "/mirrored"),
+                      "replicas": mirrored.num_replicas_in_sync}))
+""")
+
+
+def test_mirrored_strategy_on_two_cpus_matches_one_device(recipe_path):
+    import json
+
+    result = subprocess.run([sys.executable, "-c", MIRRORED, str(recipe_path), str(recipe_path.parent)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    values = json.loads(result.stdout.strip().splitlines()[-1])
+    assert values["replicas"] == 2
+    np.testing.assert_allclose(values["mirrored"], values["single"], rtol=1e-4)
