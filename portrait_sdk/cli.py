@@ -63,6 +63,73 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    import json
+
+    from portrait_sdk.export import LATENCY_KEY, export_model, load_model, precision_spec
+    from portrait_sdk.model_card import ModelCard, card_path
+
+    for precision in args.precision:
+        precision_spec(precision)  # a typo fails before the weights are loaded
+    model = load_model(args.weights)
+    fields = {key: value for key, value in (("description", args.description), ("version", args.version),
+                                            ("license", args.license), ("training_data", args.training_data))
+              if value is not None}
+    if args.metrics:
+        fields["metrics"] = json.loads(args.metrics.read_text())
+    for precision in args.precision:
+        path = export_model(model, args.output, args.name or args.model or model.name, precision,
+                            representative_data=args.representative, card_fields=fields, architecture=args.model,
+                            latency_runs=args.latency_runs)
+        latency = ModelCard.load(card_path(path)).latency_ms[LATENCY_KEY]
+        print(f"{path}  {path.stat().st_size / 1e6:.2f} MB  {latency:.2f} ms (CPU, 2 threads)")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from portrait_sdk import bench  # no TensorFlow
+
+    return bench.cmd_bench(args)
+
+
+def cmd_gpu_check(args) -> int:
+    from portrait_sdk.gpu_check import GpuUnavailableError, check_gpu
+
+    passed = True
+    for path in args.models:
+        try:
+            report = check_gpu(path, atol=args.atol)
+        except GpuUnavailableError as error:
+            print(f"portrait-sdk gpu-check: error: {error}", file=sys.stderr)
+            return 2
+        print(report.summary(), flush=True)
+        passed = passed and report.passed
+    return 0 if passed else 1
+
+
+def cmd_qat(args) -> int:
+    from portrait_sdk.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe)  # checked before TensorFlow is imported
+    from portrait_sdk.quantize import REPORT_FILE, run_qat
+
+    run_dir = Path(args.output or Path("runs") / f"{recipe.name}_qat")
+    report = run_qat(recipe.path, args.weights, run_dir, epochs=args.epochs, learning_rate=args.learning_rate,
+                     resume=args.resume, progress=not args.quiet)
+    metric = report["metric"]
+    print(f"{recipe.model.name} {metric}: float {report['float'][metric]:.4f}, QAT (simulated int8) "
+          f"{report['qat'][metric]:.4f} at epoch {report['qat_epoch']} ({report['change']:+.4f}); "
+          f"report in {run_dir / REPORT_FILE}, model in {run_dir / report['qat_model']}")
+    return 0
+
+
+def qat_script(recipe: Path, weights: Path, epochs: int, learning_rate: float, argv: list[str] | None = None) -> int:
+    """``portrait-sdk qat`` with one model's settings, for ``training/qat_<model>.py``; ``argv`` (default: the
+    script's own arguments) may add --output, --resume, --quiet or override the settings."""
+    return main(["qat", str(recipe), "--weights", str(weights), "--epochs", str(epochs),
+                 "--learning-rate", str(learning_rate), *(sys.argv[1:] if argv is None else argv)])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="portrait-sdk", description=__doc__)
     modes = parser.add_subparsers(dest="mode", required=True, metavar="MODE")
@@ -77,6 +144,55 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the run in the output folder")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
+
+    qat = modes.add_parser("qat", help="quantization-aware fine-tuning of a trained float model "
+                                       "(training/qat_<model>.py)")
+    qat.add_argument("recipe", type=Path, help="the float model's recipe TOML file (its data and objective)")
+    qat.add_argument("--weights", type=Path, required=True, help="trained float weights (.keras)")
+    qat.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs (default 5)")
+    qat.add_argument("--learning-rate", type=float, default=1e-5, help="constant learning rate (default 1e-5)")
+    qat.add_argument("--output", type=Path, help="run folder (default: runs/<recipe name>_qat)")
+    qat.add_argument("--resume", action="store_true", help="continue the run in the output folder")
+    qat.add_argument("--quiet", action="store_true", help="no progress bar")
+    qat.set_defaults(func=cmd_qat)
+
+    from portrait_sdk.gpu_check import DEFAULT_ATOL  # numpy only
+
+    gpu = modes.add_parser("gpu-check", help="prove .tflite files run whole on LiteRT's GPU accelerator, as on the CPU")
+    gpu.add_argument("models", type=Path, nargs="+", help=".tflite files")
+    gpu.add_argument("--atol", type=float, default=DEFAULT_ATOL, help="largest |GPU - CPU| output difference allowed")
+    gpu.set_defaults(func=cmd_gpu_check)
+
+    export = modes.add_parser("export", help="export trained weights to .tflite files with model cards")
+    export.add_argument("weights", type=Path, help=".keras file saved by `portrait-sdk train` (or a QAT model)")
+    export.add_argument("--precision", nargs="+", default=["float16"], metavar="P",
+                        help="float32, float16, dynamic_int8, int8 and/or qat_int8 (default: float16)")
+    export.add_argument("--representative", type=Path, metavar="DIR", help="calibration images (int8)")
+    export.add_argument("--output", type=Path, default=Path("export"), help="folder (default: export/)")
+    export.add_argument("--name", help="file stem before the precision suffix (default: the architecture)")
+    export.add_argument("--model", help="architecture name, when the model's name attribute is not one")
+    export.add_argument("--description", help="card description (default: the architecture's)")
+    export.add_argument("--version", help="card version (default: 0.1.0)")
+    export.add_argument("--license", help="licence text for the card and metadata")
+    export.add_argument("--training-data", help="what the model was trained on, for the card")
+    export.add_argument("--metrics", type=Path, metavar="JSON", help="JSON file of metrics for the card")
+    export.add_argument("--latency-runs", type=int, default=50, help="runs of the latency median (default: 50)")
+    export.set_defaults(func=cmd_export)
+
+    bench = modes.add_parser("bench", help="FPS, per-stage ms and mask flicker of the preview pipeline")
+    bench.add_argument("--model", metavar="NAME|PATH", help="packaged model name or .tflite file with its card "
+                       "(default: the packaged model for the effect)")
+    bench.add_argument("--video", type=Path, help="default: samples/portrait_clip.mp4 under the data root")
+    bench.add_argument("--effect", default="blur", help="blur, replace, matte, hair-color or nails (default: blur)")
+    bench.add_argument("--frames", type=int, default=200, help="frames to time (default: 200)")
+    bench.add_argument("--warmup", type=int, default=10, help="untimed frames first (default: 10)")
+    bench.add_argument("--threads", type=int, default=2, help="inference threads (default: 2)")
+    bench.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True,
+                       help="guided-filter refinement, as the preview (default: on)")
+    bench.add_argument("--flicker-frames", type=int, default=60, help="static-scene frames (default: 60)")
+    bench.add_argument("--noise", type=float, default=2.0, help="static-scene noise sigma, 0..255 (default: 2)")
+    bench.add_argument("--output", type=Path, metavar="DIR", help="write bench.json and bench.png here")
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

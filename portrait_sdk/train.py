@@ -23,6 +23,7 @@ import math
 import os
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -58,7 +59,10 @@ class Trainer:
     """Trains one recipe into ``run_dir``; ``fit(resume=...)`` runs to the recipe's last epoch."""
 
     def __init__(self, recipe: Recipe, run_dir: str | os.PathLike, strategy: tf.distribute.Strategy | None = None,
-                 progress: bool = True):
+                 progress: bool = True, model_transform: Callable[[keras.Model], keras.Model] | None = None):
+        """``model_transform`` maps the model built from the recipe (with its init weights) to the one trained,
+        under the strategy's scope: ``portrait_sdk.quantize.quantize_for_training`` for QAT. The model before
+        the transform stays available as ``base_model``."""
         self.recipe = recipe
         self.run_dir = Path(run_dir)
         self.strategy = strategy or default_strategy()
@@ -71,7 +75,8 @@ class Trainer:
         self.total_steps = cfg.epochs * self.steps_per_epoch
         keras.utils.set_random_seed(cfg.seed)  # same seed, same initial weights: runs are reproducible
         with self.strategy.scope():
-            self.model = self._build_model()
+            self.base_model = self._build_model()
+            self.model = model_transform(self.base_model) if model_transform else self.base_model
             self.optimizer = self._build_optimizer()
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
             self.state = tf.Variable("{}", dtype=tf.string, trainable=False, name="trainer_state")
@@ -163,10 +168,12 @@ class Trainer:
 
         return train_step
 
-    def evaluate(self) -> dict:
-        """Validation metrics at the model's input resolution (IoU etc. for masks, SAD etc. for mattes)."""
+    def evaluate(self, model: keras.Model | None = None) -> dict:
+        """Validation metrics at the model's input resolution (IoU etc. for masks, SAD etc. for mattes) of the
+        trained model, or of ``model`` (e.g. ``base_model``, to compare a QAT model with its float source)."""
+        model = self.model if model is None else model
         meter = MattingMeter() if self.spec.task == "matting" else SegmentationMeter()
-        predict = tf.function(lambda x: self.objective.probability(self.model(x, training=False)))
+        predict = tf.function(lambda x: self.objective.probability(model(x, training=False)))
         for features, targets in self._dataset(training=False):
             prob = predict(features["image"]).numpy()
             for p, t in zip(prob, targets["mask"].numpy()[..., 0]):
@@ -240,7 +247,7 @@ class Trainer:
         return self.best or {}
 
     def _write_reports(self):
-        report = {"recipe": str(self.recipe.path), "model": self.recipe.model.name, "metric": self.recipe.train.metric,
+        report = {"recipe": self.recipe.path.name, "model": self.recipe.model.name, "metric": self.recipe.train.metric,
                   "best": self.best, "history": self.history}
         atomic_write(self.run_dir / "metrics.json", lambda p: p.write_text(json.dumps(report, indent=2)))
         atomic_write(self.run_dir / "curves.png", lambda p: plot_curves(self.history, self.recipe.train.metric, p))

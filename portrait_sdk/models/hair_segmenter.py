@@ -133,7 +133,10 @@ SPEC = register(ModelSpec(
     builder=build,
     description="MediaPipe hair segmenter: ENet-style encoder-decoder with U-Net skips on RGB + previous mask",
     default_input_size=(512, 512),
-    output_stride=32,
+    # The encoder reaches 1/32, but LiteRT's GPU TRANSPOSE_CONV shifts a 3x3 stride-2 'same' upsampling of an
+    # odd-sized map by one pixel (tests/test_gpu_check.py keeps a canary): sizes that are multiples of 64 keep
+    # every decoder input even.
+    output_stride=64,
     input_channels=(4, 3),
     output="2-class logits at input size; softmax channel 1 = hair",
     options={"num_classes": ()},

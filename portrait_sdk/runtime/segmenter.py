@@ -1,116 +1,219 @@
-"""Run a segmentation ``.tflite`` file on frames: resize, normalise, infer, map the mask back to the frame.
+"""Run a segmentation ``.tflite`` file on frames: fit to the model, normalise, infer, map the mask back to the frame.
 
-This module imports no TensorFlow: phones and the preview run the same flatbuffer through LiteRT.
+The model card (``<name>.json`` beside ``<name>.tflite``) says how: input size and channels, resize mode,
+colour order, normalisation and output semantics. ``segment`` handles single images; ``process`` handles video
+(temporal smoothing, and the previous mask fed back as input channel 4 for 4-channel models). Optional guided-filter
+refinement snaps the mask to the frame's edges. This module imports no TensorFlow: phones and the preview run the
+same flatbuffer through LiteRT (XNNPACK on the CPU).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from portrait_sdk.model_card import ModelCard, card_path
+from portrait_sdk.runtime.refine import GuidedFilter
+from portrait_sdk.runtime.temporal import Smoothing
 
-@dataclass(frozen=True)
-class Preprocessing:
-    """How a model wants its input: ``(pixel / 255 - mean) / std`` per channel, in ``color_order``."""
-
-    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    color_order: str = "RGB"  # order the model expects; frames are given as RGB
-    resize: str = "stretch"  # "stretch" (MediaPipe) or "letterbox" (pad to the aspect ratio, grey border)
-
-    def __post_init__(self):
-        if self.resize not in ("stretch", "letterbox"):
-            raise ValueError(f"resize must be 'stretch' or 'letterbox', got {self.resize!r}")
-        if self.color_order not in ("RGB", "BGR"):
-            raise ValueError(f"color_order must be 'RGB' or 'BGR', got {self.color_order!r}")
+LETTERBOX_GREY = 128  # pad value of the letterbox, in 0..255 pixels before normalisation
+PROBABILITY_SLACK = 1e-3  # how far outside [0, 1] an in-graph softmax / sigmoid may stray from rounding
 
 
-def _letterbox_box(frame_hw, model_hw):
+def load_card(model_path: str | os.PathLike) -> ModelCard:
+    """The model's card, ``<name>.json`` beside it: without it the input size, normalisation and output are unknown."""
+    model_path = Path(model_path)
+    card_file = card_path(model_path)
+    if not card_file.is_file():
+        raise FileNotFoundError(
+            f"{model_path}: no model card ({card_file.name} beside it), so its input size, normalisation and output "
+            "kind are unknown; export the model with `portrait-sdk export`, which writes the card and the TFLite "
+            f"metadata, or write {card_file.name} with portrait_sdk.model_card.ModelCard.save")
+    return ModelCard.load(card_file)
+
+
+def _letterbox_box(frame_hw: tuple[int, int], model_hw: tuple[int, int]) -> tuple[int, int, int, int]:
     """Placement (top, left, height, width) of the frame, aspect kept, inside the model's input."""
     scale = min(model_hw[0] / frame_hw[0], model_hw[1] / frame_hw[1])
-    h, w = max(1, round(frame_hw[0] * scale)), max(1, round(frame_hw[1] * scale))
+    h = min(model_hw[0], max(1, round(frame_hw[0] * scale)))
+    w = min(model_hw[1], max(1, round(frame_hw[1] * scale)))
     return (model_hw[0] - h) // 2, (model_hw[1] - w) // 2, h, w
 
 
-class Segmenter:
-    """A segmentation model on LiteRT (XNNPACK on the CPU).
+def _check_model_file(path: Path) -> None:
+    """Fail early, naming the file, on a missing file or one that is not a TFLite flatbuffer."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file")
+    with path.open("rb") as file:
+        if file.read(8)[4:8] != b"TFL3":
+            raise ValueError(f"{path}: not a TFLite model (missing the TFL3 file identifier)")
 
-    ``segment(frame)`` takes an RGB uint8 frame (H, W, 3) and returns the foreground probability (H, W) float32
-    in [0, 1]. Models whose output has 2 channels are read as softmax (channel 1 = foreground), 1 channel as a
-    sigmoid probability or logit (``output_is_logit``).
+
+class Segmenter:
+    """A segmentation model on LiteRT, configured by its model card.
+
+    Frames are RGB uint8 arrays (H, W, 3) of any size (OpenCV users convert with ``cv2.cvtColor(frame,
+    cv2.COLOR_BGR2RGB)``); float frames are rejected rather than guessed at (0..1 or 0..255?): convert with
+    ``(frame * 255).round().astype(np.uint8)``. Masks are foreground probabilities (H, W) float32 in [0, 1].
+    ``timings_ms`` holds the last call's pre-process, inference and post-process (smoothing and refinement
+    included) times.
     """
 
-    def __init__(self, model_path: str | os.PathLike, preprocessing: Preprocessing = Preprocessing(),
-                 num_threads: int = 2, output_is_logit: bool = False):
+    def __init__(self, model_path: str | os.PathLike, card: ModelCard, num_threads: int = 2,
+                 refine: GuidedFilter | bool | None = None, smoothing: str | Smoothing | None = None):
         from ai_edge_litert.interpreter import Interpreter
 
         path = Path(model_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such model file")
-        if path.read_bytes()[4:8] != b"TFL3":
-            raise ValueError(f"{path}: not a TFLite flatbuffer (missing the TFL3 identifier)")
-        self.path = path
-        self.preprocessing = preprocessing
-        self.output_is_logit = output_is_logit
-        self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-        self._interpreter.allocate_tensors()
-        self._input = self._interpreter.get_input_details()[0]
-        self._output = self._interpreter.get_output_details()[0]
-        _, self.input_height, self.input_width, self.input_channels = (int(v) for v in self._input["shape"])
+        _check_model_file(path)
+        if not isinstance(num_threads, int) or num_threads < 1:
+            raise ValueError(f"num_threads must be a positive integer, got {num_threads!r}")
+        card.check(f"model card of {path}")
+        self.path, self.card = path, card
+        self.refine = GuidedFilter() if refine is True else (refine or None)
+        self.smoothing = Smoothing.of(smoothing)
+        try:
+            self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as error:
+            raise ValueError(f"{path}: LiteRT cannot load this model ({error})") from None
+        self._input, self._output = self._check_tensors()
+        spec = card.input
+        self.model_hw = (spec.height, spec.width)
+        # x = pixel * scale + offset = (pixel - mean) / std, as OpenCV scalars (4 entries, the last unused)
+        self._scale = tuple(1.0 / s for s in spec.std) + (0.0,)
+        self._offset = tuple(-m / s for m, s in zip(spec.mean, spec.std)) + (0.0,)
+        self._prev: np.ndarray | None = None  # previous output mask, model resolution and geometry
+        self._prev_frame_hw: tuple[int, int] | None = None
+        self.timings_ms: dict[str, float] = {}
+
+    @classmethod
+    def from_file(cls, model_path: str | os.PathLike, num_threads: int = 2,
+                  refine: GuidedFilter | bool | None = None,
+                  smoothing: str | Smoothing | None = None) -> "Segmenter":
+        """Open ``model_path`` and configure it from its card; see ``load_card``.
+
+        ``refine``: a ``GuidedFilter`` (or True for the defaults) to snap masks to image edges.
+        ``smoothing``: "uncertainty", "ema", "none"/None or a ``Smoothing``; used by ``process`` only.
+        """
+        path = Path(model_path)
+        _check_model_file(path)
+        return cls(path, load_card(path), num_threads=num_threads, refine=refine, smoothing=smoothing)
+
+    def _check_tensors(self) -> tuple[dict, dict]:
+        """The input and output tensors, checked against the card so that bad pairs fail here, not per frame."""
+        inputs, outputs = self._interpreter.get_input_details(), self._interpreter.get_output_details()
+        spec, out_spec = self.card.input, self.card.output
+        if len(inputs) != 1:
+            raise ValueError(f"{self.path}: expected one input tensor, found {len(inputs)}")
+        shape, wanted = tuple(int(v) for v in inputs[0]["shape"]), (1, spec.height, spec.width, spec.channels)
+        if shape != wanted:
+            raise ValueError(f"{self.path}: input tensor has shape {shape} but the model card says {wanted}")
+        if inputs[0]["dtype"] != np.float32 or outputs[0]["dtype"] != np.float32:
+            raise ValueError(f"{self.path}: only float32 input and output tensors are supported, got "
+                             f"{inputs[0]['dtype'].__name__} -> {outputs[0]['dtype'].__name__}")
+        out_shape = tuple(int(v) for v in outputs[0]["shape"])
+        if len(out_shape) != 4:
+            raise ValueError(f"{self.path}: output tensor must be (1, H, W, C), got {out_shape}")
+        if out_spec.kind == "softmax" and out_shape[3] < 2:
+            raise ValueError(f"{self.path}: the card says softmax but the output has {out_shape[3]} channel")
+        if out_shape[3] > 1 and out_spec.foreground_channel >= out_shape[3]:
+            raise ValueError(f"{self.path}: foreground_channel {out_spec.foreground_channel} is out of the "
+                             f"output's {out_shape[3]} channels")
+        return inputs[0], outputs[0]
 
     def _check_frame(self, frame) -> np.ndarray:
         if not isinstance(frame, np.ndarray):
-            raise TypeError(f"frame must be a numpy array, got {type(frame).__name__}")
+            raise ValueError(f"frame must be a numpy array, got {type(frame).__name__}")
         if frame.ndim != 3 or frame.shape[2] != 3:
             raise ValueError(f"frame must be an RGB image of shape (H, W, 3), got shape {frame.shape}")
         if frame.shape[0] == 0 or frame.shape[1] == 0:
             raise ValueError(f"frame is empty (shape {frame.shape})")
         if frame.dtype != np.uint8:
-            raise ValueError(f"frame must be uint8 (0..255), got {frame.dtype}")
-        return frame
+            raise ValueError(f"frame must be uint8 RGB (0..255), got {frame.dtype}; convert float frames in 0..1 "
+                             "with (frame * 255).round().astype(np.uint8)")
+        return np.ascontiguousarray(frame)
+
+    def _box(self, frame_hw: tuple[int, int]) -> tuple[int, int, int, int]:
+        """Where the frame lands in the model's input: the whole of it (stretch) or the letterbox."""
+        if self.card.input.resize == "letterbox":
+            return _letterbox_box(frame_hw, self.model_hw)
+        return 0, 0, *self.model_hw
 
     def preprocess(self, frame: np.ndarray, prior: np.ndarray | None = None) -> np.ndarray:
-        """Frame (H, W, 3) uint8 RGB -> model input (1, h, w, C) float32."""
-        p = self.preprocessing
-        model_hw = (self.input_height, self.input_width)
-        if p.resize == "stretch":
-            resized = cv2.resize(frame, (model_hw[1], model_hw[0]), interpolation=cv2.INTER_AREA)
-        else:
-            top, left, h, w = _letterbox_box(frame.shape[:2], model_hw)
-            resized = np.full((*model_hw, 3), 128, np.uint8)
-            resized[top:top + h, left:left + w] = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
-        if p.color_order == "BGR":
-            resized = resized[..., ::-1]
-        x = (resized.astype(np.float32) / 255.0 - np.float32(p.mean)) / np.float32(p.std)
-        if self.input_channels == 4:
-            prior = np.zeros(model_hw, np.float32) if prior is None else prior
-            x = np.concatenate([x, prior[..., None].astype(np.float32)], axis=-1)
+        """Checked RGB uint8 frame -> model input (1, h, w, C) float32; ``prior`` (h, w) is channel 4, else 0."""
+        top, left, h, w = self._box(frame.shape[:2])
+        resized = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)  # area downscaling, as in training
+        if (h, w) != self.model_hw:
+            canvas = np.full((*self.model_hw, 3), LETTERBOX_GREY, np.uint8)
+            canvas[top:top + h, left:left + w] = resized
+            resized = canvas
+        if self.card.input.color_order == "BGR":
+            resized = cv2.cvtColor(resized, cv2.COLOR_RGB2BGR)
+        # OpenCV's per-channel scalar arithmetic: numpy's broadcasting over a length-3 axis is ~20x slower here
+        x = resized.astype(np.float32)
+        cv2.multiply(x, self._scale, dst=x)
+        cv2.add(x, self._offset, dst=x)
+        if self.card.input.channels == 4:
+            x = cv2.merge([*cv2.split(x), np.zeros(self.model_hw, np.float32) if prior is None else prior])
         return x[None]
 
     def infer(self, x: np.ndarray) -> np.ndarray:
-        """Model input -> foreground probability at model resolution (h, w)."""
+        """Model input -> foreground probability (h, w) at the model's input resolution and geometry."""
         self._interpreter.set_tensor(self._input["index"], x)
         self._interpreter.invoke()
-        out = self._interpreter.get_tensor(self._output["index"])[0].astype(np.float32)
-        if out.shape[-1] >= 2:
-            logits = out - out.max(axis=-1, keepdims=True)
-            exp = np.exp(logits)
-            return exp[..., 1] / exp.sum(axis=-1)
-        prob = out[..., 0]
-        return 1.0 / (1.0 + np.exp(-prob)) if self.output_is_logit else prob
+        out = self._interpreter.get_tensor(self._output["index"])[0]
+        prob = out[..., self.card.output.foreground_channel if out.shape[-1] > 1 else 0]
+        low, high = float(prob.min()), float(prob.max())
+        if low < -PROBABILITY_SLACK or high > 1 + PROBABILITY_SLACK:
+            raise ValueError(f"{self.path}: output values span [{low:.3g}, {high:.3g}], not probabilities; the "
+                             f"card's output.kind {self.card.output.kind!r} means the activation is inside the "
+                             "graph (re-export with `portrait-sdk export`)")
+        if prob.shape != self.model_hw:
+            prob = cv2.resize(prob, self.model_hw[::-1], interpolation=cv2.INTER_LINEAR)
+        return np.clip(prob, 0.0, 1.0)
 
-    def postprocess(self, prob: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarray:
-        """Model-resolution probability -> frame-resolution probability (undoing the letterbox)."""
-        if self.preprocessing.resize == "letterbox":
-            top, left, h, w = _letterbox_box(frame_hw, prob.shape)
-            prob = prob[top:top + h, left:left + w]
-        return cv2.resize(prob, (frame_hw[1], frame_hw[0]), interpolation=cv2.INTER_LINEAR)
+    def postprocess(self, prob: np.ndarray, frame: np.ndarray) -> np.ndarray:
+        """Model-resolution probability -> frame-resolution mask: undo the letterbox, resize or refine."""
+        top, left, h, w = self._box(frame.shape[:2])
+        prob = prob[top:top + h, left:left + w]
+        if self.refine is not None:
+            return self.refine(frame, prob)
+        return cv2.resize(prob, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_LINEAR)
 
-    def segment(self, frame: np.ndarray, prior: np.ndarray | None = None) -> np.ndarray:
+    def segment(self, frame: np.ndarray) -> np.ndarray:
+        """One image, no state: the prior channel (4-channel models) is zeros and no smoothing is applied."""
+        return self._run(frame, stateful=False)
+
+    def process(self, frame: np.ndarray) -> np.ndarray:
+        """The next frame of a video: smooths with the previous mask and feeds it back to 4-channel models.
+
+        A frame of another size than the previous one starts a new stream (as ``reset``).
+        """
+        return self._run(frame, stateful=True)
+
+    def reset(self) -> None:
+        """Forget the previous frame (a new video, a scene cut): the next ``process`` starts from a zero prior."""
+        self._prev, self._prev_frame_hw = None, None
+
+    def _run(self, frame, stateful: bool) -> np.ndarray:
+        t0 = time.perf_counter()
         frame = self._check_frame(frame)
-        prob = self.infer(self.preprocess(frame, prior))
-        return np.clip(self.postprocess(prob, frame.shape[:2]), 0.0, 1.0)
+        if stateful and self._prev_frame_hw != frame.shape[:2]:
+            self.reset()
+        prev = self._prev if stateful else None
+        x = self.preprocess(frame, prev)
+        t1 = time.perf_counter()
+        prob = self.infer(x)
+        t2 = time.perf_counter()
+        if stateful:
+            prob = self.smoothing(prob, prev)
+            self._prev, self._prev_frame_hw = prob, frame.shape[:2]
+        mask = self.postprocess(prob, frame)
+        t3 = time.perf_counter()
+        self.timings_ms = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3,
+                           "postprocess": (t3 - t2) * 1e3}
+        return mask

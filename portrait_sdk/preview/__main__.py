@@ -1,0 +1,5 @@
+import sys
+
+from portrait_sdk.preview.app import main
+
+sys.exit(main())

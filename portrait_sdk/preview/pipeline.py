@@ -1,0 +1,238 @@
+"""The per-frame pipeline shared by the preview app and the benchmark: decode, pre-process, inference,
+post-process, effect, each stage timed so that a slow frame can be blamed on the right step.
+
+Sources hand out BGR frames as OpenCV decodes them; the pipeline converts to RGB (the segmenter's and the effects'
+order) and returns RGB. No TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from portrait_sdk.effects import fit_cover, get_effect
+from portrait_sdk.runtime import Segmenter
+
+STAGES = ("decode", "pre-process", "inference", "post-process", "effect")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+class NoCameraError(RuntimeError):
+    """The camera cannot be opened or delivers no frames."""
+
+
+class Source(Protocol):
+    name: str
+    still: bool  # one photo (segmented statelessly) rather than a video stream
+    fps: float
+
+    def read(self) -> np.ndarray | None:
+        """The next BGR uint8 frame, or None at the end."""
+
+    def close(self) -> None: ...
+
+
+class VideoSource:
+    """Frames of a camera or a video file through ``cv2.VideoCapture``."""
+
+    still = False
+
+    def __init__(self, capture: cv2.VideoCapture, name: str):
+        self._capture, self.name = capture, name
+        self._first: np.ndarray | None = None  # a camera's frame read while checking that it works
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if 1 <= fps <= 240 else 30.0  # cameras often report 0
+
+    @classmethod
+    def camera(cls, index: int = 0) -> "VideoSource":
+        hint = ("pass --camera N for another camera, or run on a file with --video FILE or --image FILE "
+                "(add --headless --output out.mp4 where there is no display)")
+        capture = cv2.VideoCapture(index)
+        if not capture.isOpened():
+            raise NoCameraError(f"no camera at index {index} (OpenCV cannot open it): {hint}")
+        source = cls(capture, f"camera {index}")
+        first = source.read()
+        if first is None:
+            capture.release()
+            raise NoCameraError(f"camera {index} opened but delivers no frames: {hint}")
+        source._first = first
+        return source
+
+    @classmethod
+    def file(cls, path: str | os.PathLike) -> "VideoSource":
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such video file")
+        capture = cv2.VideoCapture(str(path))
+        if not capture.isOpened():
+            raise ValueError(f"{path}: OpenCV cannot decode this video")
+        return cls(capture, path.name)
+
+    def read(self) -> np.ndarray | None:
+        if self._first is not None:
+            frame, self._first = self._first, None
+            return frame
+        ok, frame = self._capture.read()
+        return frame if ok else None
+
+    def close(self) -> None:
+        self._capture.release()
+
+
+class ImageSource:
+    """One photo: read once (headless), or again and again (a live window, so that keys keep working)."""
+
+    still = True
+    fps = 30.0
+
+    def __init__(self, path: str | os.PathLike, repeat: bool = False):
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such image file")
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"{path}: OpenCV cannot decode this image")
+        self._image, self.name, self._repeat, self._done = image, path.name, repeat, False
+
+    def read(self) -> np.ndarray | None:
+        if self._done:
+            return None
+        self._done = not self._repeat
+        return self._image.copy()
+
+    def close(self) -> None:
+        self._done = True
+
+
+@dataclass
+class FrameResult:
+    frame: np.ndarray  # the input, RGB uint8
+    alpha: np.ndarray  # the mask, float32 (H, W) in [0, 1]
+    output: np.ndarray  # the effect's output, RGB uint8
+    times_ms: dict[str, float]  # per stage of STAGES
+
+
+@dataclass
+class Pipeline:
+    """One frame through decode -> pre-process -> inference -> post-process -> effect.
+
+    ``segmenter`` is a ``portrait_sdk.runtime.Segmenter`` (``segment`` for stills, ``process`` for video). Its own
+    pre-process / post-process split comes from its ``timings_ms`` when it reports one; otherwise its whole call
+    counts as inference. ``options`` go to the effect (strength, color, gloss, background).
+    """
+
+    segmenter: Segmenter
+    effect: str = "blur"
+    options: dict = field(default_factory=dict)
+    _fitted: tuple | None = field(default=None, repr=False)  # (background, frame shape, fitted background)
+
+    def __post_init__(self):
+        get_effect(self.effect)
+
+    def step(self, source: Source) -> FrameResult | None:
+        """Decode the source's next frame and run it through every stage; None at the end of the source."""
+        t0 = time.perf_counter()
+        bgr = source.read()
+        if bgr is None:
+            return None
+        t1 = time.perf_counter()
+        frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        t2 = time.perf_counter()
+        alpha = self.segmenter.segment(frame) if source.still else self.segmenter.process(frame)
+        t3 = time.perf_counter()
+        output = get_effect(self.effect)(frame, alpha, **self._effect_options(frame.shape[:2]))
+        t4 = time.perf_counter()
+        inner = getattr(self.segmenter, "timings_ms", None) or {}
+        pre, post = inner.get("preprocess", 0.0), inner.get("postprocess", 0.0)
+        times = {"decode": (t1 - t0) * 1e3, "pre-process": (t2 - t1) * 1e3 + pre,
+                 "inference": (t3 - t2) * 1e3 - pre - post, "post-process": post, "effect": (t4 - t3) * 1e3}
+        return FrameResult(frame, alpha, output, times)
+
+    def _effect_options(self, frame_hw: tuple[int, int]) -> dict:
+        """The options, with the background fitted to the frame once rather than on every frame."""
+        background = self.options.get("background")
+        if background is None:
+            return self.options
+        if self._fitted is None or self._fitted[0] is not background or self._fitted[1] != frame_hw:
+            self._fitted = (background, frame_hw, fit_cover(background, frame_hw))
+        return {**self.options, "background": self._fitted[2]}
+
+
+class StageStats:
+    """Per-stage times of many frames: all of them (benchmark) or the last ``window`` (live display)."""
+
+    def __init__(self, window: int | None = None):
+        self._times = {stage: deque(maxlen=window) for stage in STAGES}
+
+    def add(self, times_ms: dict[str, float]) -> None:
+        for stage in STAGES:
+            self._times[stage].append(times_ms[stage])
+
+    @property
+    def frames(self) -> int:
+        return len(self._times[STAGES[0]])
+
+    def mean_ms(self) -> dict[str, float]:
+        return {stage: float(np.mean(v)) if v else 0.0 for stage, v in self._times.items()}
+
+    def fps(self) -> float:
+        """Frames per second if the stages ran back to back: 1000 / mean total ms."""
+        total = sum(self.mean_ms().values())
+        return 1000.0 / total if total > 0 else 0.0
+
+
+def format_stages(stages_ms: dict[str, float]) -> str:
+    return "  ".join(f"{stage} {ms:.1f}" for stage, ms in stages_ms.items()) + " ms"
+
+
+def write_image(path: str | os.PathLike, rgb: np.ndarray) -> None:
+    """Save an RGB frame atomically (encoded in memory, written to a temp file renamed over ``path``)."""
+    path = Path(path)
+    ok, data = cv2.imencode(path.suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError(f"{path}: OpenCV cannot write images of type {path.suffix!r}")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data.tobytes())
+    os.replace(tmp, path)
+
+
+class VideoWriter:
+    """An mp4 (or avi) written to a temp file and renamed over the target when closed, so that a crash never leaves
+    a truncated file under the final name."""
+
+    def __init__(self, path: str | os.PathLike, fps: float):
+        self.path = Path(path)
+        self._tmp = self.path.with_name(f".{self.path.stem}.tmp{self.path.suffix}")
+        self._fps, self._writer = fps, None
+
+    def write(self, rgb: np.ndarray) -> None:
+        if self._writer is None:
+            fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() == ".mp4" else "MJPG"))
+            self._writer = cv2.VideoWriter(str(self._tmp), fourcc, self._fps, (rgb.shape[1], rgb.shape[0]))
+            if not self._writer.isOpened():
+                raise ValueError(f"{self.path}: OpenCV cannot write a video here")
+        self._writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+    def close(self) -> None:
+        """Finish the file and give it its final name."""
+        if self._writer is not None:
+            self._writer.release()
+            os.replace(self._tmp, self.path)
+            self._writer = None
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, error_type, error, traceback) -> None:
+        if error_type is None:
+            self.close()
+        elif self._writer is not None:  # failed half way: leave no partial file behind
+            self._writer.release()
+            self._tmp.unlink(missing_ok=True)

@@ -1,0 +1,287 @@
+"""Quantization-aware training (QAT): fake-quantize a trained float model, fine-tune it, compare the two.
+
+``quantize_for_training`` wraps a tf_keras model with tensorflow-model-optimization's default 8-bit scheme,
+which mimics TFLite's int8 kernels: symmetric per-channel conv weights, asymmetric per-tensor activations,
+batch norm folded into the conv before it, ReLU fused. tfmot's registry leaves out several layers our
+architectures use (it would refuse the model); ``LAYER_CONFIGS`` covers them the way the converter lays them out:
+
+- ``PReLU``: output quantized (PRELU is its own int8 kernel, not fused into the conv before it). Its alpha is
+  left to the converter: a fake-quantized alpha breaks the pattern that turns Keras' ``relu(x) - alpha *
+  relu(-x)`` into PRELU, which then runs in float between DEQUANTIZE and QUANTIZE;
+- ``BatchNormalization`` that does not follow a conv (after a concatenation, an addition or an upsampling):
+  the converter turns it into an int8 MUL (+ ADD), so its output gets its own range;
+- ``Multiply``, ``Subtract``, ``Minimum`` (SINet's SE scale and information-blocking gate): output quantized;
+- SINet's ``ChannelSlice``: nothing to quantize, a slice keeps its input's int8 values and scale.
+
+``unquantized_layers`` checks a QAT model for layers whose output would reach the int8 graph without a range;
+``float_ops`` checks a converted file for ops left in float. Both are empty for all six architectures
+(``tests/test_quantize.py``).
+
+``run_qat`` is the fine-tuning run behind ``portrait-sdk qat`` and ``training/qat_<model>.py``: the float
+recipe's data and objective, the trained float weights, a few epochs at a small constant learning rate, and a
+report of the float and the QAT validation metric. Its run folder holds, besides the trainer's files::
+
+    qat_report.json     float vs QAT metrics (the QAT ones from the best epoch)
+    qat_model.keras     the QAT inference graph (training heads dropped) at the best epoch, for the int8
+                        exporter (``portrait_sdk.export``, precision "qat_int8")
+
+QAT models save to and load from ``.keras`` files (``load_qat_model``, or ``load_model`` inside ``quantize_scope``),
+which tfmot 0.8.1 alone cannot do: see ``QuantizeLayer`` and ``quantize_for_training``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import json
+import os
+from pathlib import Path
+
+from portrait_sdk.keras_env import keras, tf  # sets TF_USE_LEGACY_KERAS before tfmot is imported
+
+import tensorflow_model_optimization as tfmot  # noqa: E402
+from tensorflow_model_optimization.python.core.quantization.keras import quantize_layer  # noqa: E402
+
+from portrait_sdk.models import build_model  # noqa: E402
+from portrait_sdk.models.sinet import ChannelSlice  # noqa: E402
+from portrait_sdk.recipe import Recipe, load_recipe  # noqa: E402
+from portrait_sdk.train import Trainer, atomic_write  # noqa: E402
+
+tfq = tfmot.quantization.keras
+layers = keras.layers
+
+QAT_MODEL_FILE = "qat_model.keras"
+REPORT_FILE = "qat_report.json"
+
+
+@keras.utils.register_keras_serializable(package="portrait_sdk")
+class OutputQuantizeConfig(tfq.QuantizeConfig):
+    """Fake-quantize a layer's output only, as TFLite quantizes activations (8 bits, asymmetric, per tensor,
+    range tracked by a moving average during training). ``quantize_output=False`` quantizes nothing."""
+
+    def __init__(self, quantize_output: bool = True):
+        self.quantize_output = quantize_output
+
+    def get_weights_and_quantizers(self, layer):
+        return []
+
+    def get_activations_and_quantizers(self, layer):
+        return []
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        pass
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        pass
+
+    def get_output_quantizers(self, layer):
+        if not self.quantize_output:
+            return []
+        return [tfq.quantizers.MovingAverageQuantizer(num_bits=8, per_axis=False, symmetric=False,
+                                                      narrow_range=False)]
+
+    def get_config(self):
+        return {"quantize_output": self.quantize_output}
+
+
+# Layers tfmot's default 8-bit registry does not know, and whether their output gets its own range.
+LAYER_CONFIGS: dict[type, bool] = {
+    layers.PReLU: True,
+    layers.BatchNormalization: True,
+    layers.Multiply: True,
+    layers.Subtract: True,
+    layers.Minimum: True,
+    ChannelSlice: False,
+}
+
+
+class _Registry(tfq.default_8bit.Default8BitQuantizeRegistry):
+    """tfmot's default registry plus ``LAYER_CONFIGS``.
+
+    tfmot asks the registry only about layers its graph transforms left without a config, so a batch norm after
+    a conv is still folded into it; only the other batch norms get an output range of their own.
+    """
+
+    def supports(self, layer) -> bool:
+        return type(layer) in LAYER_CONFIGS or super().supports(layer)
+
+    def get_quantize_config(self, layer):
+        if type(layer) in LAYER_CONFIGS:
+            return OutputQuantizeConfig(LAYER_CONFIGS[type(layer)])
+        return super().get_quantize_config(layer)
+
+
+class QuantizeScheme(tfq.default_8bit.Default8BitQuantizeScheme):
+    """The default 8-bit scheme (its transforms and quantizers) with the registry extended by ``LAYER_CONFIGS``."""
+
+    def get_quantize_registry(self):
+        return _Registry()
+
+
+class QuantizeLayer(quantize_layer.QuantizeLayer):
+    """tfmot's input quantizer, made loadable: its ``build`` does not mark the layer built, so Keras' loader
+    (``build_from_config``, then the first call) builds it twice and the saved variables no longer fit.
+    Same class name, so that files name it as tfmot does and ``quantize_scope`` substitutes it on loading."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.built = True
+
+
+@contextlib.contextmanager
+def quantize_scope():
+    """Scope in which Keras deserializes our QAT models: ``with quantize_scope(): keras.models.load_model(p)``.
+
+    tfmot's scope, then ours inside it: ``tfq.quantize_scope(extra)`` would let its own QuantizeLayer win.
+    """
+    ours = {"OutputQuantizeConfig": OutputQuantizeConfig, "ChannelSlice": ChannelSlice, "QuantizeLayer": QuantizeLayer}
+    with tfq.quantize_scope(), keras.utils.custom_object_scope(ours):
+        yield
+
+
+def quantize_for_training(model: keras.Model) -> keras.Model:
+    """A QAT copy of a trained float functional model: same weights, same outputs (dict outputs included),
+    every layer wrapped for 8-bit fake quantization. Build it under the training strategy's scope.
+
+    The model tfmot returns is cloned (each layer re-created from its config), as ``load_model`` re-creates it:
+    tfmot's fresh wrappers track their quantized kernels twice, and a ``.keras`` file saved from them does not
+    load back.
+    """
+    with quantize_scope():
+        wrapped = tfq.quantize_apply(tfq.quantize_annotate_model(model), scheme=QuantizeScheme())
+        qat = keras.models.clone_model(wrapped)
+    qat.set_weights(wrapped.get_weights())
+    return qat
+
+
+def load_qat_model(path: str | os.PathLike) -> keras.Model:
+    """Load a QAT model saved as ``.keras`` (``run_qat``'s ``qat_model.keras`` and ``best.keras``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such QAT model file")
+    with quantize_scope():
+        return keras.models.load_model(path, compile=False)
+
+
+# -- checks ---------------------------------------------------------------------------------------------------
+
+# Outputs that are a subset of the input's values: TFLite gives them the input's scale.
+RANGE_PRESERVING = (ChannelSlice, layers.MaxPooling2D)
+# Activations whose int8 output range TFLite fixes (LOGISTIC: 1/256 from 0, ...): nothing to learn.
+FIXED_RANGE_ACTIVATIONS = ("sigmoid", "softmax", "tanh")
+# Consumers into which TFLite folds their producer's output: batch norm into the conv, ReLU as the fused
+# activation, CONCATENATION giving its inputs its own scale.
+ABSORBING = (layers.BatchNormalization, layers.ReLU, layers.Concatenate)
+# Range variables of a wrapper's output and of its (post-)activation: ``<wrapper>/output_min:0``, ...
+_RANGE_VARIABLES = ("output_min", "post_activation_min")
+
+
+def _own_range(layer) -> bool:
+    if isinstance(layer, quantize_layer.QuantizeLayer):
+        return layer.quantizer is not None
+    return any(w.name.split("/")[-1].split(":")[0] in _RANGE_VARIABLES for w in layer.weights)
+
+
+def unquantized_layers(qat_model: keras.Model) -> list[str]:
+    """Names of the layers whose output would reach the int8 graph without a quantization range.
+
+    A layer is covered when it fake-quantizes its own output, keeps its input's values (slice, max pool), is a
+    fixed-range activation, or feeds only consumers that absorb its output (see ``ABSORBING``) and are covered
+    themselves. A layer tfmot did not wrap at all (e.g. a Lambda) is never covered.
+    """
+    consumers: dict[str, list] = {layer.name: [] for layer in qat_model.layers}
+    for layer in qat_model.layers:
+        for node in layer.inbound_nodes:
+            for source in tf.nest.flatten(node.inbound_layers):
+                if source.name in consumers:
+                    consumers[source.name].append(layer)
+
+    @functools.cache
+    def covered(name: str) -> bool:
+        layer = qat_model.get_layer(name)
+        if isinstance(layer, layers.InputLayer) or _own_range(layer):
+            return True
+        if not isinstance(layer, tfq.QuantizeWrapper):
+            return False
+        inner = layer.layer
+        if isinstance(inner, RANGE_PRESERVING):
+            return True
+        if isinstance(inner, layers.Activation) and inner.activation.__name__ in FIXED_RANGE_ACTIVATIONS:
+            return True
+        users = consumers[name]
+        return bool(users) and all(isinstance(getattr(user, "layer", user), ABSORBING) and covered(user.name)
+                                   for user in users)
+
+    return [layer.name for layer in qat_model.layers if not covered(layer.name)]
+
+
+def float_ops(tflite_model: bytes | str | os.PathLike) -> list[str]:
+    """Ops of a converted int8 model that compute in float: any op with a float32 input or output other than
+    the QUANTIZE / DEQUANTIZE ops that convert the graph's inputs and outputs. Empty for a fully int8 graph."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = (Interpreter(model_content=bytes(tflite_model)) if isinstance(tflite_model, (bytes, bytearray))
+                   else Interpreter(model_path=os.fspath(tflite_model)))
+    dtypes = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
+    problems = []
+    for op in interpreter._get_ops_details():
+        if op["op_name"] in ("QUANTIZE", "DEQUANTIZE"):
+            continue
+        tensors = [i for i in (*op["inputs"], *op["outputs"]) if i >= 0]
+        if any(dtypes[i] == "float32" for i in tensors):
+            problems.append(f"{op['op_name']} (op {op['index']})")
+    return problems
+
+
+# -- the fine-tuning run --------------------------------------------------------------------------------------
+
+def qat_recipe(recipe: Recipe, weights: str | os.PathLike, epochs: int, learning_rate: float) -> Recipe:
+    """The float recipe turned into its QAT fine-tuning: same model, data and objective, starting from the
+    trained ``weights``, ``epochs`` epochs at a constant ``learning_rate``."""
+    weights = Path(weights).resolve()
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights}: no trained float weights; train the float model first "
+                                f"(portrait-sdk train {recipe.path})")
+    if epochs <= 0 or learning_rate <= 0:
+        raise ValueError(f"QAT needs positive epochs and learning rate, got {epochs} and {learning_rate}")
+    train = dataclasses.replace(recipe.train, epochs=epochs, learning_rate=learning_rate, lr_decay=1.0,
+                                lr_decay_epochs=0, init_weights=str(weights))
+    return dataclasses.replace(recipe, train=train)
+
+
+def inference_model(qat_model: keras.Model, recipe: Recipe) -> keras.Model:
+    """The QAT model without its training heads: the outputs the recipe's inference graph has, same layers."""
+    cfg = recipe.model
+    reference = build_model(cfg.name, input_size=tuple(cfg.input_size), input_channels=cfg.input_channels or None,
+                            **cfg.options)
+    outputs = qat_model.output
+    kept = {key: outputs[key] for key in reference.output} if isinstance(reference.output, dict) else outputs["mask"]
+    return keras.Model(qat_model.inputs, kept, name=qat_model.name)
+
+
+def run_qat(recipe_path: str | os.PathLike, weights_path: str | os.PathLike, out_dir: str | os.PathLike,
+            epochs: int, learning_rate: float, resume: bool = False, progress: bool = True) -> dict:
+    """Fine-tune the recipe's trained float model with fake quantization; returns (and writes) the report.
+
+    The float model is evaluated first on the validation split, then wrapped by ``quantize_for_training`` and
+    trained by the recipe's ``Trainer`` (checkpoints, resume, best epoch by the recipe's metric).
+    """
+    recipe = qat_recipe(load_recipe(recipe_path), weights_path, epochs, learning_rate)
+    out_dir = Path(out_dir)
+    trainer = Trainer(recipe, out_dir, progress=progress, model_transform=quantize_for_training)
+    float_metrics = trainer.evaluate(trainer.base_model)
+    best = trainer.fit(resume=resume)
+    trainer.model.load_weights(out_dir / "best.keras")  # the best epoch, not the last
+    atomic_write(out_dir / QAT_MODEL_FILE, inference_model(trainer.model, recipe).save)
+
+    metric = recipe.train.metric
+    qat_metrics = {key[4:]: value for key, value in best.items() if key.startswith("val_")}
+    report = {
+        "model": recipe.model.name, "recipe": str(recipe.path), "weights": recipe.train.init_weights,
+        "epochs": epochs, "learning_rate": learning_rate, "metric": metric, "metric_mode": recipe.train.metric_mode,
+        "float": float_metrics, "qat": qat_metrics, "qat_epoch": best["epoch"],
+        "change": qat_metrics[metric] - float_metrics[metric], "qat_model": QAT_MODEL_FILE,
+    }
+    atomic_write(out_dir / REPORT_FILE, lambda p: p.write_text(json.dumps(report, indent=2)))
+    return report

@@ -1,0 +1,16 @@
+"""Quantization-aware fine-tuning of SINet: training/sinet.toml's data and objective, from
+training/weights/sinet.keras, 5 epochs at a constant learning rate of 5e-5.
+
+    uv run python training/qat_sinet.py [--output DIR] [--resume] [--quiet] [--epochs N] [--learning-rate LR]
+"""
+
+import sys
+from pathlib import Path
+
+from portrait_sdk.cli import qat_script
+
+HERE = Path(__file__).resolve().parent
+MODEL = "sinet"
+
+if __name__ == "__main__":
+    sys.exit(qat_script(HERE / f"{MODEL}.toml", HERE / "weights" / f"{MODEL}.keras", epochs=5, learning_rate=5e-5))
