@@ -2,8 +2,9 @@
 Tasks Vision, letterboxed as the Python runtime does, and each mask's foreground fraction is within 2 percentage
 points of ``Segmenter.segment`` on the same frame (the page hands over the exact frame it segmented).
 
-Needs Debian's chromium (/usr/bin/chromium), node, ``npm ci --prefix web`` and the shared folder (the MediaPipe
-selfie model with metadata, and the sample clip): .ci/run installs the first three.
+Runs with the released portrait model packaged with the SDK and with MediaPipe's selfie model. Needs Debian's
+chromium (/usr/bin/chromium), node, ``npm ci --prefix web`` and the shared folder (the MediaPipe selfie model with
+metadata, and the sample clip): .ci/run installs the first three.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 import pytest
 from live_server import running_server
 
+from portrait_sdk.assets import default_model
 from portrait_sdk.model_card import InputSpec, ModelCard, OutputSpec
 from portrait_sdk.runtime import Segmenter
 
@@ -43,17 +45,20 @@ def browser_tools():
         pytest.skip("the browser demo test needs " + " and ".join(missing))
 
 
-@pytest.fixture(scope="module")
-def selfie_models(shared_dir, tmp_path_factory):
-    """MediaPipe's selfie model (its metadata satisfies ImageSegmenter) carded as a letterboxing portrait model, so
-    that the page's letterbox is what is compared."""
+@pytest.fixture(scope="module", params=["released", "selfie"])
+def portrait_models(request, shared_dir, tmp_path_factory):
+    """A models folder and the model to open: the released portrait model packaged with the SDK, and MediaPipe's
+    selfie model (its metadata satisfies ImageSegmenter) carded as a letterboxing portrait model."""
+    if request.param == "released":
+        model = default_model(("portrait",))
+        return model.parent, model.stem
     folder = tmp_path_factory.mktemp("models")
     shutil.copy(shared_dir / "baselines" / "selfie_segmentation_with_metadata.tflite", folder / "selfie.tflite")
     ModelCard(name="selfie", architecture="mediapipe_selfie", task="portrait", precision="float32",
               input=InputSpec(256, 256, resize="letterbox"),
               output=OutputSpec(kind="sigmoid", labels=("person",), foreground_channel=0),
               license="Apache-2.0", training_data="MediaPipe (baseline stand-in)").save(folder / "selfie.json")
-    return folder
+    return folder, "selfie"
 
 
 def png_from_data_url(url: str) -> np.ndarray:
@@ -68,11 +73,12 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sum(a & b) / max(1, np.sum(a | b)))
 
 
-def test_browser_masks_match_the_python_runtime(browser_tools, selfie_models, shared_dir, tmp_path):
+def test_browser_masks_match_the_python_runtime(browser_tools, portrait_models, shared_dir, tmp_path):
     clip = shared_dir / "datasets" / "samples" / "portrait_clip.y4m"
     out = tmp_path / "samples.json"
-    with running_server(selfie_models, log=tmp_path / "server.log") as server:
-        command = ["node", str(REPO / "web" / "check_demo.mjs"), "--url", f"{server.url}/?model=selfie&effect=blur",
+    folder, name = portrait_models
+    with running_server(folder, log=tmp_path / "server.log") as server:
+        command = ["node", str(REPO / "web" / "check_demo.mjs"), "--url", f"{server.url}/?model={name}&effect=blur",
                    "--video", str(clip), "--user-data-dir", str(tmp_path / "chromium-profile"), "--out", str(out),
                    "--screenshots", str(tmp_path), "--samples", "4"]
         result = subprocess.run(command, capture_output=True, text=True, timeout=300)
@@ -82,12 +88,12 @@ def test_browser_masks_match_the_python_runtime(browser_tools, selfie_models, sh
     if artifacts:
         Path(artifacts).mkdir(parents=True, exist_ok=True)
         for path in screenshots.values():
-            shutil.copy(path, Path(artifacts) / f"browser_{path.name}")
+            shutil.copy(path, Path(artifacts) / f"browser_{name}_{path.name}")
     shots = {effect: cv2.imread(str(path)) for effect, path in screenshots.items()}
     assert all(shot is not None for shot in shots.values())
     assert shots["blur"].std() > 0 and len({shot.tobytes() for shot in shots.values()}) == 3, "effects look alike"
 
-    letterbox = Segmenter.from_file(selfie_models / "selfie.tflite")
+    letterbox = Segmenter.from_file(folder / f"{name}.tflite")
     card = letterbox.card
     stretch = Segmenter(letterbox.path, replace(card, input=replace(card.input, resize="stretch")))
     report = json.loads(out.read_text())
