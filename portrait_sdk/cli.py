@@ -130,6 +130,16 @@ def qat_script(recipe: Path, weights: Path, epochs: int, learning_rate: float, a
                  "--learning-rate", str(learning_rate), *(sys.argv[1:] if argv is None else argv)])
 
 
+def cmd_evaluate(args) -> int:
+    from portrait_sdk.evaluate import evaluate, format_table, parse_filters, write_report
+
+    report = evaluate(args.models, args.data, parse_filters(args.filter), threads=args.threads)
+    print(format_table(report))
+    if args.output:
+        write_report(report, args.output)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="portrait-sdk", description=__doc__)
     modes = parser.add_subparsers(dest="mode", required=True, metavar="MODE")
@@ -137,6 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
     models = modes.add_parser("models", help="list the model zoo with params and MACs")
     models.add_argument("--task", choices=("portrait", "matting", "hair", "nails"), help="only this task")
     models.set_defaults(func=cmd_models)
+
+    evaluate = modes.add_parser("evaluate", help="score .tflite files on a labelled folder at full resolution")
+    evaluate.add_argument("models", nargs="+", type=Path, help=".tflite files (with a card or metadata)")
+    evaluate.add_argument("--data", required=True, help="folder (images/ + masks/ or alpha/), absolute or under "
+                          "the data root, e.g. portrait/val")
+    evaluate.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
+                          help="keep samples whose index.csv column matches, e.g. label_source=teacher")
+    evaluate.add_argument("--threads", type=int, default=2)
+    evaluate.add_argument("--output", type=Path, help="also write the report as JSON")
+    evaluate.set_defaults(func=cmd_evaluate)
 
     train = modes.add_parser("train", help="train a model from a recipe (training/<model>.toml)")
     train.add_argument("recipe", type=Path, help="recipe TOML file")

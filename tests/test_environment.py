@@ -51,7 +51,7 @@ def test_inference_side_imports_without_tensorflow():
     code = BLOCK_TENSORFLOW + textwrap.dedent("""
         import portrait_sdk, portrait_sdk.runtime, portrait_sdk.gpu_ops, portrait_sdk.model_card, portrait_sdk.metadata
         import portrait_sdk.runtime.segmenter, portrait_sdk.runtime.refine, portrait_sdk.runtime.temporal
-        import portrait_sdk.effects, portrait_sdk.assets, portrait_sdk.preview.app, portrait_sdk.bench
+        import portrait_sdk.effects, portrait_sdk.assets, portrait_sdk.preview.app, portrait_sdk.bench, portrait_sdk.evaluate
         import portrait_sdk.serve, portrait_sdk.serve.__main__, portrait_sdk.gpu_check
         assert not any(m.split(".")[0] in ("tensorflow", "tf_keras") for m in sys.modules)
         print("ok")

@@ -255,3 +255,16 @@ def test_bad_options(models):
         Segmenter.from_file(models["channel0"], num_threads=0)
     with pytest.raises(ValueError, match="radius"):
         GuidedFilter(radius=0)
+
+
+def test_a_file_with_mediapipe_metadata_and_no_card_opens_as_mediapipe_reads_it(shared_dir, tmp_path):
+    """MediaPipe's selfie model carries metadata but no card: stretched input, [0, 1] pixels, sigmoid output."""
+    model = tmp_path / "selfie.tflite"
+    model.write_bytes((shared_dir / "baselines" / "selfie_segmentation_with_metadata.tflite").read_bytes())
+    segmenter = Segmenter.from_file(model)
+    card = segmenter.card
+    assert (card.input.height, card.input.width, card.input.resize) == (256, 256, "stretch")
+    assert card.input.std == (255.0, 255.0, 255.0) and card.output.kind == "sigmoid"
+    frame = np.full((48, 64, 3), 90, np.uint8)
+    prob = segmenter.segment(frame)
+    assert prob.shape == (48, 64) and 0.0 <= prob.min() <= prob.max() <= 1.0

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from portrait_sdk.model_card import ModelCard, card_path
+from portrait_sdk.model_card import InputSpec, ModelCard, OutputSpec, card_path
 from portrait_sdk.runtime.refine import GuidedFilter
 from portrait_sdk.runtime.temporal import Smoothing
 
@@ -25,15 +25,56 @@ PROBABILITY_SLACK = 1e-3  # how far outside [0, 1] an in-graph softmax / sigmoid
 
 
 def load_card(model_path: str | os.PathLike) -> ModelCard:
-    """The model's card, ``<name>.json`` beside it: without it the input size, normalisation and output are unknown."""
+    """The model's card: ``<name>.json`` beside it, else the card or the TFLite Model Metadata inside the file.
+
+    Without either, the input size, normalisation and output are unknown. A file with MediaPipe-style metadata
+    only (e.g. MediaPipe's selfie model) is read as MediaPipe Tasks reads it: stretched input, the metadata's
+    normalisation, a sigmoid output for one channel and softmax (channel 1) otherwise.
+    """
     model_path = Path(model_path)
     card_file = card_path(model_path)
-    if not card_file.is_file():
+    if card_file.is_file():
+        return ModelCard.load(card_file)
+    metadata = _metadata(model_path)
+    if metadata is None:
         raise FileNotFoundError(
-            f"{model_path}: no model card ({card_file.name} beside it), so its input size, normalisation and output "
-            "kind are unknown; export the model with `portrait-sdk export`, which writes the card and the TFLite "
-            f"metadata, or write {card_file.name} with portrait_sdk.model_card.ModelCard.save")
-    return ModelCard.load(card_file)
+            f"{model_path}: no model card ({card_file.name} beside it) and no TFLite metadata, so its input size, "
+            "normalisation and output kind are unknown; export the model with `portrait-sdk export`, which writes "
+            f"the card and the metadata, or write {card_file.name} with portrait_sdk.model_card.ModelCard.save")
+    if metadata.get("card"):
+        return ModelCard.from_dict(metadata["card"], f"{model_path} (card in its metadata)")
+    return _card_from_metadata(model_path, metadata)
+
+
+def _metadata(model_path: Path) -> dict | None:
+    _check_model_file(model_path)
+    try:
+        from portrait_sdk.metadata import read_metadata
+
+        return read_metadata(model_path)
+    except (ImportError, FileNotFoundError, ValueError):  # no schema classes installed, or no metadata
+        return None
+
+
+def _card_from_metadata(model_path: Path, metadata: dict) -> ModelCard:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(model_path))
+    _, height, width, channels = (int(v) for v in interpreter.get_input_details()[0]["shape"])
+    out_channels = int(interpreter.get_output_details()[0]["shape"][-1])
+    normalization = metadata.get("input") or {}
+    mean = tuple(normalization.get("mean") or (0.0,))
+    std = tuple(normalization.get("std") or (255.0,))
+    labels = tuple(metadata.get("labels") or ())
+    if out_channels == 1:
+        output = OutputSpec(kind="sigmoid", labels=labels[:1] or ("foreground",), foreground_channel=0)
+    else:
+        output = OutputSpec(kind="softmax", labels=labels or tuple(f"class_{i}" for i in range(out_channels)))
+    return ModelCard(
+        name=model_path.stem, architecture=metadata.get("name") or "unknown", task="portrait", precision="unknown",
+        input=InputSpec(height, width, channels, mean=(mean * 3)[:3] if len(mean) == 1 else mean[:3],
+                        std=(std * 3)[:3] if len(std) == 1 else std[:3], resize="stretch"),
+        output=output, description=metadata.get("description") or "")
 
 
 def _letterbox_box(frame_hw: tuple[int, int], model_hw: tuple[int, int]) -> tuple[int, int, int, int]:

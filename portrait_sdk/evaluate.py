@@ -1,0 +1,72 @@
+"""``portrait-sdk evaluate``: exported ``.tflite`` files scored on a labelled folder, at each image's own size.
+
+Every model runs through the same runtime the apps use (``portrait_sdk.runtime.Segmenter``: its card's resize,
+normalisation and output), so a float, a float16 and an int8 file of one model, and a baseline such as MediaPipe's
+selfie model (configured from its metadata), are compared on equal terms. No TensorFlow import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from pathlib import Path
+
+from portrait_sdk.data.readers import open_dataset
+from portrait_sdk.metrics import MattingMeter, SegmentationMeter
+from portrait_sdk.recipe import data_root
+from portrait_sdk.runtime import Segmenter
+
+
+def evaluate_model(model: str | os.PathLike, dataset, threads: int = 2) -> dict:
+    """Metrics of one model over ``dataset`` (masks: IoU, pooled IoU, boundary F; mattes: SAD, MSE, ...)."""
+    segmenter = Segmenter.from_file(model, num_threads=threads)
+    meter = MattingMeter() if segmenter.card.task == "matting" else SegmentationMeter()
+    inference_ms = []
+    for i in range(len(dataset)):
+        image, label = dataset.load(i)
+        meter.update(segmenter.segment(image), label)
+        inference_ms.append(segmenter.timings_ms["inference"])
+    return {"model": Path(model).name, "precision": segmenter.card.precision,
+            "size_mb": round(Path(model).stat().st_size / 2**20, 2),
+            "inference_ms_median": round(statistics.median(inference_ms), 2),
+            **{k: round(v, 4) if isinstance(v, float) else v for k, v in meter.result().items()}}
+
+
+def parse_filters(items: list[str]) -> dict[str, str]:
+    filters = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--filter takes KEY=VALUE (e.g. label_source=teacher), got {item!r}")
+        filters[key] = value
+    return filters
+
+
+def evaluate(models: list[str | os.PathLike], data: str | os.PathLike, filters: dict | None = None,
+             threads: int = 2) -> dict:
+    folder = Path(data)
+    folder = folder if folder.is_absolute() or folder.exists() else data_root() / folder
+    dataset = open_dataset(folder)
+    if filters:
+        dataset = dataset.filter(**filters)
+    rows = [evaluate_model(model, dataset, threads) for model in models]
+    return {"data": str(data), "filters": filters or {}, "images": len(dataset), "results": rows}
+
+
+def format_table(report: dict) -> str:
+    rows = report["results"]
+    keys = ["model", "precision", "size_mb", "inference_ms_median"] + [
+        k for k in rows[0] if k not in ("model", "precision", "size_mb", "inference_ms_median", "images")]
+    table = [keys] + [[str(r[k]) for k in keys] for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(keys))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+    filters = ", ".join(f"{k}={v}" for k, v in report["filters"].items())
+    return f"{report['data']} ({report['images']} images{'; ' + filters if filters else ''})\n" + "\n".join(lines)
+
+
+def write_report(report: dict, path: str | os.PathLike) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(report, indent=2))
+    os.replace(tmp, path)
