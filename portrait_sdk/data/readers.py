@@ -2,7 +2,7 @@
 
 Every reader returns a :class:`SegmentationDataset` of :class:`Sample` records (paths plus how to decode the label);
 nothing is decoded until :meth:`SegmentationDataset.load`. Layouts follow MODELS.md section 8 and
-/work/shared/datasets/README.md. Pairing problems (an image without a label, a label without an image, an empty
+../shared/datasets/README.md. Pairing problems (an image without a label, a label without an image, an empty
 folder) are found by the readers; content problems (unreadable or truncated files, size mismatches, masks that are
 not binary) by :func:`validate`, which decodes every sample and is meant to run once before training. Both raise
 :class:`DatasetError` naming every bad file, or with ``skip_bad=True`` drop the bad samples with a warning.
@@ -470,7 +470,7 @@ def _finish(root: Path, name: str, samples: list[Sample], problems: list[str], s
 
 def _index_csv_meta(root: Path) -> dict[str, tuple]:
     """stem -> the row of the nearest ``index.csv`` with a ``stem`` column (in root, one or two levels up),
-    as (column, value) pairs; e.g. label_source, source, fg_frac for /work/shared/datasets/portrait."""
+    as (column, value) pairs; e.g. label_source, source, fg_frac for ../shared/datasets/portrait."""
     for folder in (root, root.parent, root.parent.parent):
         table = folder / "index.csv"
         if not table.is_file():
@@ -486,7 +486,7 @@ def _index_csv_meta(root: Path) -> dict[str, tuple]:
 
 def from_folder(root: str | Path, labels: str | None = None, skip_bad: bool = False) -> SegmentationDataset:
     """The generic layout: ``images/<stem>.<ext>`` with ``masks/<stem>.<ext>`` (binary, label_kind "mask") or
-    ``alpha/<stem>.<ext>`` (soft matte) -- /work/shared/datasets/{portrait,hair,nails}/{train,val}.
+    ``alpha/<stem>.<ext>`` (soft matte) -- ../shared/datasets/{portrait,hair,nails}/{train,val}.
 
     ``labels`` picks the label folder ("masks" or "alpha") when both exist. Masks are 0/255 (foreground >= 128) or
     0/1. When an ``index.csv`` with a ``stem`` column sits in root or one or two levels up, its row becomes the
