@@ -107,12 +107,12 @@ class Trainer:
         if self.recipe.train.init_weights:
             path = Path(self.recipe.train.init_weights)
             path = path if path.is_absolute() else self.recipe.path.parent / path
-            source = keras.models.load_model(path, compile=False) if path.suffix == ".keras" else None
-            if source is not None:
+            if path.suffix == ".keras":
                 # Copy by layer name, so an inference-only file warm-starts a model with training heads.
-                for layer in source.layers:
-                    if layer.weights and layer.name in {l.name for l in model.layers}:
-                        model.get_layer(layer.name).set_weights(layer.get_weights())
+                targets = {layer.name: layer for layer in model.layers}
+                for layer in keras.models.load_model(path, compile=False).layers:
+                    if layer.weights and layer.name in targets:
+                        targets[layer.name].set_weights(layer.get_weights())
             else:
                 model.load_weights(path, skip_mismatch=True, by_name=True)
         return model
