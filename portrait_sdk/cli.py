@@ -86,6 +86,18 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_release(args) -> int:
+    from portrait_sdk.release import REPORT_MD, release
+
+    report = release(args.manifest, only=args.only, threads=args.threads, latency_runs=args.latency_runs)
+    for model in report["models"]:
+        print(f"{model['name']}: {', '.join(model['files'].values())}; int8 ({model['int8_choice']}) loses "
+              f"{model['int8_drop']:+.4f} {model['metric']} against float32"
+              + ("" if model["int8_within_limit"] else "  OVER THE LIMIT"))
+    print(f"report: {Path(args.manifest).parent / REPORT_MD}")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from portrait_sdk import bench  # no TensorFlow
 
@@ -198,6 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--metrics", type=Path, metavar="JSON", help="JSON file of metrics for the card")
     export.add_argument("--latency-runs", type=int, default=50, help="runs of the latency median (default: 50)")
     export.set_defaults(func=cmd_export)
+
+    release = modes.add_parser("release", help="rebuild the released models (fp16 + best int8, cards, report) "
+                                               "from the committed weights")
+    release.add_argument("manifest", type=Path, nargs="?", default=Path("export/release.toml"),
+                         help="release manifest (default: export/release.toml)")
+    release.add_argument("--only", nargs="+", metavar="NAME", help="rebuild only these models")
+    release.add_argument("--threads", type=int, default=2, help="inference threads while scoring (default: 2)")
+    release.add_argument("--latency-runs", type=int, default=50, help="runs of the latency median (default: 50)")
+    release.set_defaults(func=cmd_release)
 
     bench = modes.add_parser("bench", help="FPS, per-stage ms and mask flicker of the preview pipeline")
     bench.add_argument("--model", metavar="NAME|PATH", help="packaged model name or .tflite file with its card "

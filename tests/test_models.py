@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from portrait_sdk.keras_env import keras
 from portrait_sdk.export import to_tflite
 from portrait_sdk.gpu_ops import gpu_incompatibilities
 from portrait_sdk.models import build_model, get_spec, list_models
@@ -70,3 +71,6 @@ def test_training_heads_include_the_inference_mask(name):
     model = build_model(name, training_heads=True)
     assert isinstance(model.output, dict) and "mask" in model.output, name
     assert len(model.output) >= 2, f"{name}: training_heads=True should add at least one training head"
+    # PyTorch's batch-norm momentum: Keras' 0.99 lags so far in short trainings that inference fails
+    momenta = {layer.momentum for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)}
+    assert momenta == {0.9}, f"{name}: batch-norm momenta {momenta}"

@@ -1,0 +1,290 @@
+"""``portrait-sdk release``: rebuild every released model in ``export/`` from the committed weights, in one command.
+
+The manifest (``export/release.toml``) lists each model: its trained weights, optional QAT weights, the images
+that calibrate full-integer int8, the validation sets it is scored on, the baselines scored beside it, and the
+licence and training-data text of its card. For each model the release
+
+1. exports float32 (the reference, not shipped), float16, full-integer int8 PTQ and, when the manifest names QAT
+   weights, QAT int8 to a staging folder;
+2. scores every file through the runtime the apps use (``portrait_sdk.evaluate``) on each validation set;
+3. keeps the better int8 (PTQ or QAT) as ``<name>_int8.tflite`` and ``<name>_fp16.tflite``, with the scores
+   written into the JSON card and into the card copy inside the file's metadata;
+4. writes ``report.json``, ``REPORT.md`` (float vs fp16 vs int8: metric, size, latency) and ``report.png``
+   (accuracy against latency, baselines included).
+
+Paths in the manifest are relative to the manifest's folder; data folders are relative to the data root
+(``$PORTRAIT_SDK_DATA`` or ``../shared/datasets``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from portrait_sdk.recipe import data_root
+
+REPORT_JSON = "report.json"
+REPORT_MD = "REPORT.md"
+REPORT_PNG = "report.png"
+INT8_DROP_LIMIT = 0.01  # int8 may lose at most 1 IoU point (or 1 % more error) against float
+LOWER_IS_BETTER = {"sad", "mad", "mse", "gradient", "connectivity"}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One validation set: a labelled folder under the data root, optionally filtered (index.csv columns)."""
+    label: str
+    data: str
+    filter: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReleaseEntry:
+    name: str
+    weights: Path
+    representative: str
+    evaluations: tuple[Evaluation, ...]
+    metric: str = "iou"  # the metric that picks PTQ or QAT int8 and bounds the int8 drop
+    qat_weights: Path | None = None
+    baselines: tuple[Path, ...] = ()
+    license: str = ""
+    training_data: str = ""
+    description: str = ""
+    package: bool = False  # also copy the int8 file into portrait_sdk/assets/models (the preview's defaults)
+
+
+_ENTRY_KEYS = {f.name for f in dataclasses.fields(ReleaseEntry)}
+_EVALUATION_KEYS = {f.name for f in dataclasses.fields(Evaluation)}
+
+
+def load_manifest(path: str | os.PathLike) -> list[ReleaseEntry]:
+    """Parse and check ``export/release.toml``; every error names the file and the model."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such release manifest")
+    try:
+        document = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path}: not valid TOML: {error}") from None
+    models = document.get("model")
+    if not isinstance(models, list) or not models:
+        raise ValueError(f"{path}: no [[model]] tables")
+    base = path.parent
+    entries = []
+    for i, table in enumerate(models):
+        where = f"{path}: [[model]] {table.get('name', i)!r}"
+        unknown = sorted(set(table) - _ENTRY_KEYS)
+        if unknown:
+            raise ValueError(f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(_ENTRY_KEYS))}")
+        missing = [k for k in ("name", "weights", "representative", "evaluations") if k not in table]
+        if missing:
+            raise ValueError(f"{where}: missing key {missing[0]!r}")
+        evaluations = []
+        for item in table["evaluations"]:
+            bad = sorted(set(item) - _EVALUATION_KEYS)
+            if bad or "label" not in item or "data" not in item:
+                raise ValueError(f"{where}: each evaluation is {{label, data, filter}}, got {item!r}")
+            evaluations.append(Evaluation(**item))
+        entries.append(ReleaseEntry(
+            **{**table, "weights": base / table["weights"],
+               "qat_weights": base / table["qat_weights"] if table.get("qat_weights") else None,
+               "baselines": tuple(base / b for b in table.get("baselines", ())),
+               "evaluations": tuple(evaluations)}))
+    names = [e.name for e in entries]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path}: model names repeat: {names}")
+    return entries
+
+
+def _better(metric: str, a: float, b: float) -> bool:
+    return a < b if metric in LOWER_IS_BETTER else a > b
+
+
+def _loss(metric: str, reference: float, value: float) -> float:
+    """What ``value`` lost against ``reference``: points of a score, or the relative growth of an error."""
+    if metric in LOWER_IS_BETTER:
+        return (value - reference) / max(reference, 1e-12)
+    return reference - value
+
+
+def _score(files: dict[str, Path], entry: ReleaseEntry, threads: int) -> dict[str, dict[str, dict]]:
+    """{evaluation label: {file key: metrics}} for the release's files and the entry's baselines."""
+    from portrait_sdk.evaluate import evaluate
+
+    present = [b for b in entry.baselines if b.is_file()]
+    for missing in sorted(set(entry.baselines) - set(present)):
+        print(f"  baseline {missing} not found; scored without it", flush=True)
+    keys = list(files) + [f"baseline:{b.stem}" for b in present]
+    scores = {}
+    for evaluation in entry.evaluations:
+        report = evaluate([*files.values(), *present], evaluation.data, evaluation.filter, threads=threads)
+        scores[evaluation.label] = {"images": report["images"],
+                                    **{key: row for key, row in zip(keys, report["results"])}}
+        print(f"  {evaluation.label}: " + ", ".join(
+            f"{key} {row[entry.metric]:.4f}" for key, row in zip(keys, report["results"])), flush=True)
+    return scores
+
+
+def _card_metrics(scores: dict, key: str, entry: ReleaseEntry) -> dict:
+    metrics = {}
+    for evaluation in entry.evaluations:
+        row = scores[evaluation.label][key]
+        where = evaluation.data + "".join(f", {k}={v}" for k, v in evaluation.filter.items())
+        metrics[evaluation.label] = {
+            "data": f"{where} ({scores[evaluation.label]['images']} images, each at its own size, through the "
+                    "runtime)",
+            **{k: v for k, v in row.items() if k not in ("model", "precision", "size_mb", "inference_ms_median")}}
+    return metrics
+
+
+def release_model(entry: ReleaseEntry, out_dir: Path, threads: int = 2, latency_runs: int = 50) -> dict:
+    """Export, score and write one model's released files; returns its report entry."""
+    from portrait_sdk.export import export_model, load_model, write_files
+    from portrait_sdk.metadata import attach_metadata
+    from portrait_sdk.model_card import ModelCard, card_path
+    from portrait_sdk.quantize import load_qat_model
+
+    if not entry.weights.is_file():
+        raise FileNotFoundError(f"{entry.weights}: trained weights of {entry.name!r} not found")
+    representative = data_root() / entry.representative
+    fields = {k: v for k, v in (("license", entry.license), ("training_data", entry.training_data),
+                                ("description", entry.description)) if v}
+    with tempfile.TemporaryDirectory(prefix=f"release-{entry.name}-") as staging:
+        staging = Path(staging)
+        model = load_model(entry.weights)
+        files = {precision: export_model(model, staging, entry.name, precision, representative,
+                                         card_fields=fields, latency_runs=latency_runs)
+                 for precision in ("float32", "float16", "int8")}
+        if entry.qat_weights:
+            files["qat_int8"] = export_model(load_qat_model(entry.qat_weights), staging, entry.name, "qat_int8",
+                                             card_fields=fields, latency_runs=latency_runs)
+        print(f"{entry.name}: exported {', '.join(files)}; scoring", flush=True)
+        scores = _score(files, entry, threads)
+
+        primary = entry.evaluations[0].label
+        value = {key: scores[primary][key][entry.metric] for key in files}
+        int8 = "int8"
+        if "qat_int8" in files and _better(entry.metric, value["qat_int8"], value["int8"]):
+            int8 = "qat_int8"
+        drop = _loss(entry.metric, value["float32"], value[int8])
+
+        released = {}
+        for key, suffix in (("float16", "fp16"), (int8, "int8")):
+            card = ModelCard.load(card_path(files[key]))
+            card = dataclasses.replace(card, name=f"{entry.name}_{suffix}", metrics=_card_metrics(scores, key, entry))
+            target = out_dir / f"{card.name}.tflite"
+            write_files({target: attach_metadata(files[key].read_bytes(), card), card_path(target): card.to_json()
+                         .encode()})
+            released[suffix] = target.name
+        if entry.package:
+            from portrait_sdk.assets import MODELS_DIR
+
+            for name in (released["int8"], Path(released["int8"]).with_suffix(".json").name):
+                shutil.copyfile(out_dir / name, MODELS_DIR / name)
+
+    return {"name": entry.name, "metric": entry.metric, "int8_choice": int8,
+            "int8_drop": round(drop, 4), "int8_within_limit": drop <= INT8_DROP_LIMIT,
+            "files": released, "scores": scores}
+
+
+def release(manifest: str | os.PathLike, only: list[str] | None = None, threads: int = 2,
+            latency_runs: int = 50) -> dict:
+    """Rebuild the manifest's models (or ``only`` those) into the manifest's folder and rewrite the report."""
+    manifest = Path(manifest)
+    entries = load_manifest(manifest)
+    unknown = sorted(set(only or ()) - {e.name for e in entries})
+    if unknown:
+        raise ValueError(f"{manifest}: no model named {unknown[0]!r}; models: {', '.join(e.name for e in entries)}")
+    out_dir = manifest.parent
+    report_path = out_dir / REPORT_JSON
+    previous = json.loads(report_path.read_text())["models"] if report_path.is_file() else []
+    done = {m["name"]: m for m in previous}
+    for entry in entries:
+        if only and entry.name not in only:
+            continue
+        done[entry.name] = release_model(entry, out_dir, threads, latency_runs)
+        _write_report(out_dir, [done[e.name] for e in entries if e.name in done])
+    return {"models": [done[e.name] for e in entries if e.name in done]}
+
+
+def _write_report(out_dir: Path, models: list[dict]) -> None:
+    from portrait_sdk.export import write_files
+
+    report = {"models": models}
+    write_files({out_dir / REPORT_JSON: json.dumps(report, indent=2).encode(),
+                 out_dir / REPORT_MD: report_markdown(models).encode(),
+                 out_dir / REPORT_PNG: report_chart(models)})
+
+
+_SHOWN = {"iou": "IoU", "pooled_iou": "pooled IoU", "boundary_f": "boundary F", "sad": "SAD", "mse": "MSE",
+          "gradient": "gradient", "connectivity": "connectivity"}
+_ROW_NAMES = {"float32": "float32 (reference, not shipped)", "float16": "`{name}_fp16.tflite`",
+              "int8": "`{name}_int8.tflite` (full-integer PTQ)", "qat_int8": "`{name}_int8.tflite` (QAT)"}
+
+
+def report_markdown(models: list[dict]) -> str:
+    """The float vs fp16 vs int8 tables, one per model and validation set."""
+    lines = ["# Release report", "",
+             "Written by `uv run portrait-sdk release export/release.toml`. Every file is scored through the runtime "
+             "(`portrait_sdk.runtime.Segmenter`, as the apps run it) on each validation image at its own size. "
+             "Latency: median `invoke` ms with ai-edge-litert (XNNPACK, 2 threads) on the machine that ran the "
+             "release. IoU: foreground = probability >= 0.5, mean over images (pooled beside it).", ""]
+    for model in models:
+        drop = f"{model['int8_drop'] * 100:+.2f}"
+        unit = (" IoU points" if model["metric"] not in LOWER_IS_BETTER
+                else f" % {_SHOWN.get(model['metric'], model['metric'])}")
+        lines += [f"## {model['name']}", "",
+                  f"int8 release: {'QAT' if model['int8_choice'] == 'qat_int8' else 'full-integer PTQ'}; "
+                  f"loss against float32: {drop}{unit}"
+                  f"{'' if model['int8_within_limit'] else ' (**over the 1-point / 1 % limit**)'}.", ""]
+        for label, rows in model["scores"].items():
+            keys = [k for k in next(r for k, r in rows.items() if k != "images") if k in _SHOWN]
+            lines += [f"{label} ({rows['images']} images)", "",
+                      "| file | size MiB | ms | " + " | ".join(_SHOWN[k] for k in keys) + " |",
+                      "|---|---|---|" + "---|" * len(keys)]
+            for key, row in rows.items():
+                if key == "images":
+                    continue
+                title = (f"baseline `{key.split(':', 1)[1]}`" if key.startswith("baseline:")
+                         else _ROW_NAMES[key].format(name=model["name"]))
+                lines.append(f"| {title} | {row['size_mb']} | {row['inference_ms_median']} | "
+                             + " | ".join(f"{row[k]:.4f}" for k in keys) + " |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def report_chart(models: list[dict]) -> bytes:
+    """PNG: the primary metric against inference ms, one panel per model, baselines included."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, max(len(models), 1), figsize=(4.2 * max(len(models), 1), 3.6), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        label, rows = next(iter(model["scores"].items()))
+        for key, row in rows.items():
+            if key == "images":
+                continue
+            ax.scatter(row["inference_ms_median"], row[model["metric"]], s=40,
+                       marker="x" if key.startswith("baseline:") else "o")
+            ax.annotate(key.replace("baseline:", ""), (row["inference_ms_median"], row[model["metric"]]),
+                        fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_title(f"{model['name']} ({label})", fontsize=9)
+        ax.set_xlabel("inference ms (CPU, 2 threads)")
+        ax.set_ylabel(_SHOWN.get(model["metric"], model["metric"]) + (" (lower is better)" if model["metric"]
+                                                                        in LOWER_IS_BETTER else ""))
+        ax.grid(alpha=0.3)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    plt.close(figure)
+    return buffer.getvalue()

@@ -1,0 +1,125 @@
+"""``portrait-sdk release`` rebuilds released files from weights: fp16 + the better int8, scored cards, a report."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from export_cases import tiny_model
+from tiny_models import model_folder
+
+from portrait_sdk.cli import main
+from portrait_sdk.metadata import read_metadata
+from portrait_sdk.model_card import ModelCard
+from portrait_sdk.release import load_manifest, release
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A data root with a labelled folder and calibration images, and trained weights of a tiny portrait model."""
+    root = tmp_path_factory.mktemp("release")
+    data = root / "data"
+    for sub in ("val/images", "val/masks", "train/images"):
+        (data / sub).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        image = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+        mask = np.zeros((30, 40), np.uint8)
+        mask[5:25, 10:30] = 255
+        cv2.imwrite(str(data / "val/images" / f"{i}.png"), image)
+        cv2.imwrite(str(data / "val/masks" / f"{i}.png"), mask)
+        cv2.imwrite(str(data / "train/images" / f"{i}.png"), image)
+    tiny_model("portraitnet", 2).save(root / "weights.keras")
+    return root
+
+
+def _manifest(folder, weights, names=("small",), extra=""):
+    folder.mkdir(parents=True, exist_ok=True)
+    baseline = model_folder_path[0]
+    text = ""
+    for name in names:
+        text += f"""
+[[model]]
+name = "{name}"
+weights = "{weights}"
+representative = "train/images"
+evaluations = [{{ label = "val", data = "val" }}]
+baselines = ["{baseline}", "missing_baseline.tflite"]
+license = "test licence"
+training_data = "four noise images"
+{extra}
+"""
+    path = folder / "release.toml"
+    path.write_text(text)
+    return path
+
+
+model_folder_path: list = []
+
+
+@pytest.fixture(autouse=True)
+def _data_root(workspace, monkeypatch, tmp_path_factory):
+    monkeypatch.setenv("PORTRAIT_SDK_DATA", str(workspace / "data"))
+    if not model_folder_path:
+        model_folder_path.append(model_folder(tmp_path_factory) / "tiny_portrait.tflite")
+
+
+def test_release_writes_fp16_and_int8_with_scored_cards_and_a_report(workspace, capsys):
+    manifest = _manifest(workspace / "export", workspace / "weights.keras")
+    assert main(["release", str(manifest), "--latency-runs", "1"]) == 0
+    assert "small_fp16.tflite, small_int8.tflite" in capsys.readouterr().out
+    out = manifest.parent
+    report = json.loads((out / "report.json").read_text())
+    (model,) = report["models"]
+    rows = model["scores"]["val"]
+    assert rows["images"] == 4 and set(rows) == {"images", "float32", "float16", "int8", "baseline:tiny_portrait"}
+    assert model["int8_choice"] == "int8"
+    assert model["int8_drop"] == pytest.approx(rows["float32"]["iou"] - rows["int8"]["iou"], abs=1e-4)
+
+    for suffix, precision in (("fp16", "float16"), ("int8", "int8")):
+        path = out / f"small_{suffix}.tflite"
+        card = ModelCard.load(path.with_suffix(".json"))
+        assert card.name == f"small_{suffix}" and card.precision == precision and card.license == "test licence"
+        assert card.metrics["val"]["iou"] == rows[precision]["iou"]
+        assert ModelCard.from_dict(read_metadata(path)["card"]) == card  # the copy inside the metadata carries the scores too
+    assert not (out / "small_fp32.tflite").exists()  # the float32 reference is not shipped
+
+    markdown = (out / "REPORT.md").read_text()
+    assert "## small" in markdown and "`small_int8.tflite` (full-integer PTQ)" in markdown
+    assert "baseline `tiny_portrait`" in markdown
+    assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_only_rebuilds_the_named_models_and_keeps_the_rest_of_the_report(workspace, monkeypatch, tmp_path):
+    import portrait_sdk.assets
+
+    monkeypatch.setattr(portrait_sdk.assets, "MODELS_DIR", tmp_path / "assets")
+    (tmp_path / "assets").mkdir()
+    manifest = _manifest(tmp_path / "export", workspace / "weights.keras", names=("first", "second"),
+                         extra="package = true")
+    release(manifest, only=["second"], latency_runs=1)
+    assert [m["name"] for m in json.loads((manifest.parent / "report.json").read_text())["models"]] == ["second"]
+    assert not (manifest.parent / "first_fp16.tflite").exists()
+    assert (tmp_path / "assets" / "second_int8.tflite").is_file()  # package = true: the preview ships it
+    assert (tmp_path / "assets" / "second_int8.json").is_file()
+
+    release(manifest, only=["first"], latency_runs=1)
+    report = json.loads((manifest.parent / "report.json").read_text())
+    assert [m["name"] for m in report["models"]] == ["first", "second"]  # manifest order
+
+
+def test_manifest_errors_name_the_file_and_the_problem(tmp_path):
+    manifest = _manifest(tmp_path, "nowhere.keras", extra='colour = "red"')
+    with pytest.raises(ValueError, match=r"release\.toml: \[\[model\]\] 'small': unknown key 'colour'"):
+        load_manifest(manifest)
+    manifest.write_text('[[model]]\nname = "x"\nweights = "w.keras"\n')
+    with pytest.raises(ValueError, match="'x': missing key 'representative'"):
+        load_manifest(manifest)
+    with pytest.raises(FileNotFoundError, match="no such release manifest"):
+        load_manifest(tmp_path / "absent.toml")
+    manifest = _manifest(tmp_path, "nowhere.keras")
+    assert main(["release", str(manifest), "--only", "other"]) == 2
+    with pytest.raises(FileNotFoundError, match="nowhere.keras: trained weights of 'small' not found"):
+        release(manifest)
