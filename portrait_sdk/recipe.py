@@ -45,6 +45,7 @@ class DataConfig:
     val: str
     root: str = ""  # empty: $PORTRAIT_SDK_DATA or ../shared/datasets
     val_filter: dict = field(default_factory=dict)  # e.g. {label_source = "teacher"}
+    oversample: dict = field(default_factory=dict)  # e.g. {source = "vikram", times = 4}: rare samples x times
     mode: str = "segmentation"  # segmentation | consistency | matting | video
     backgrounds: str = ""  # folder of background photos (matting compositing)
     skip_bad: bool = False  # drop unreadable / inconsistent samples with a warning instead of failing
@@ -151,6 +152,10 @@ def _check_values(recipe: Recipe) -> None:
     if recipe.data.mode not in ("segmentation", "consistency", "matting", "video"):
         raise RecipeError(f"{where} [data] mode must be segmentation, consistency, matting or video, "
                           f"got {recipe.data.mode!r}")
+    times = recipe.data.oversample.get("times")
+    if recipe.data.oversample and (type(times) is not int or times < 1 or len(recipe.data.oversample) < 2):
+        raise RecipeError(f"{where} [data] oversample needs an integer times >= 1 and at least one column to "
+                          f"match, e.g. {{source = \"vikram\", times = 4}}; got {recipe.data.oversample}")
     if recipe.train.metric_mode not in ("max", "min"):
         raise RecipeError(f"{where} [train] metric_mode must be max or min")
     for key in ("epochs", "batch_size", "checkpoint_every"):

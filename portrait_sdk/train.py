@@ -94,6 +94,9 @@ class Trainer:
         if data.val_filter:
             val = val.filter(**data.val_filter)
         train, val = (readers.validate(ds, skip_bad=data.skip_bad).dataset for ds in (train, val))
+        if data.oversample:
+            match = {key: value for key, value in data.oversample.items() if key != "times"}
+            train = train.oversample(data.oversample["times"], **match)
         if data.limit_train:
             train = train.subset(train.samples[:data.limit_train], f"{train.name}[:{data.limit_train}]")
         if data.limit_val:

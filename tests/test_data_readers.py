@@ -71,6 +71,14 @@ def test_folder_alpha_is_soft_and_index_csv_becomes_meta(tmp_path):
     with pytest.raises(ValueError, match="labl_source"):
         ds.filter(labl_source="teacher")
 
+    more = ds.oversample(3, label_source="service")  # the rare part repeated, everything else once
+    assert sorted(s.image.stem for s in more) == ["s0", "s1", "s1", "s1", "s2"] and len(ds) == 3
+    assert ds.oversample(1, label_source="service").samples == ds.samples
+    with pytest.raises(ValueError, match="no sample matches"):
+        ds.oversample(2, label_source="manual")
+    with pytest.raises(ValueError, match="times must be >= 1"):
+        ds.oversample(0, label_source="service")
+
 
 def test_folder_rgb_matches_the_written_bgr_file(tmp_path):
     root = tmp_path / "ds"

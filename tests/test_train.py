@@ -70,6 +70,7 @@ def test_recipe_errors_name_the_file_and_the_key(tmp_path, recipe_path):
         "epochs = 2": ("epoch = 2", r"\[train\]: unknown key 'epoch'; valid keys: epochs"),
         "batch_size = 4": ('batch_size = "4"', r"\[train\] batch_size must be int, got str"),
         "[loss]": ("[losses]", r"unknown table \[losses\]"),
+        'val = "toy/val"': ('val = "toy/val"\noversample = { source = "x" }', r"oversample needs an integer times"),
     }
     for original, (bad, message) in cases.items():
         path = tmp_path / "bad.toml"
@@ -86,6 +87,20 @@ def test_dataset_problems_stop_training_before_it_starts(recipe_path):
     (recipe_path.parent / "toy" / "train" / "masks" / "003.png").unlink()
     with pytest.raises(DatasetError, match="003"):
         Trainer(load_recipe(recipe_path), recipe_path.parent / "run", progress=False)
+
+
+def test_oversample_repeats_the_matching_training_samples(recipe_path):
+    from portrait_sdk.train import Trainer
+
+    stems = [f"{i:03d}" for i in range(8)]
+    (recipe_path.parent / "toy" / "index.csv").write_text(
+        "stem,split,source\n" + "".join(f"{s},{split},{'street' if s == '005' else 'studio'}\n"
+                                        for split in ("train", "val") for s in stems))
+    recipe_path.write_text(recipe_path.read_text().replace(
+        'val = "toy/val"', 'val = "toy/val"\noversample = { source = "street", times = 4 }'))
+    trainer = Trainer(load_recipe(recipe_path), recipe_path.parent / "run", progress=False)
+    assert sorted(s.image.stem for s in trainer.train_data) == sorted(stems + ["005"] * 3)
+    assert len(trainer.val_data) == 8
 
 
 class Killed(Exception):

@@ -138,6 +138,20 @@ class SegmentationDataset:
         label = ",".join(f"{key}={value}" for key, value in meta.items())
         return self.subset(filter(matches, self.samples), f"{self.name}[{label}]")
 
+    def oversample(self, times: int, **meta: str | Iterable[str]) -> SegmentationDataset:
+        """The dataset with the samples matching ``meta`` (as ``filter``) ``times`` times each, the rest once.
+
+        For a part of the data the model must learn but that is rare in it, e.g. the 134 full-body street photos
+        among 1585 portrait close-ups: ``ds.oversample(4, source="vikram")``.
+        """
+        if times < 1:
+            raise ValueError(f"oversample times must be >= 1, got {times}")
+        extra = self.filter(**meta).samples * (times - 1)
+        if times > 1 and not extra:
+            raise ValueError(f"{self.name}: no sample matches {meta} to oversample")
+        label = ",".join(f"{key}={value}" for key, value in meta.items())
+        return self.subset([*self.samples, *extra], f"{self.name}[{label} x{times}]")
+
 
 @dataclass(frozen=True)
 class ValidationReport:
