@@ -145,7 +145,7 @@ def qat_script(recipe: Path, weights: Path, epochs: int, learning_rate: float, a
 def cmd_evaluate(args) -> int:
     from portrait_sdk.evaluate import evaluate, format_table, parse_filters, write_report
 
-    report = evaluate(args.models, args.data, parse_filters(args.filter), threads=args.threads)
+    report = evaluate(args.models, args.data, parse_filters(args.filter), threads=args.threads, passes=args.passes)
     print(format_table(report))
     if args.output:
         write_report(report, args.output)
@@ -167,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
                           help="keep samples whose index.csv column matches, e.g. label_source=teacher")
     evaluate.add_argument("--threads", type=int, default=2)
+    evaluate.add_argument("--passes", type=int, default=1,
+                          help="runs per image of a model that takes the previous mask, each fed the last mask; "
+                               "the last is scored (default: 1, a zero prior)")
     evaluate.add_argument("--output", type=Path, help="also write the report as JSON")
     evaluate.set_defaults(func=cmd_evaluate)
 

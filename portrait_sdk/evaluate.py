@@ -18,16 +18,27 @@ from portrait_sdk.recipe import data_root
 from portrait_sdk.runtime import Segmenter
 
 
-def evaluate_model(model: str | os.PathLike, dataset, threads: int = 2) -> dict:
-    """Metrics of one model over ``dataset`` (masks: IoU, pooled IoU, boundary F; mattes: SAD, MSE, ...)."""
+def evaluate_model(model: str | os.PathLike, dataset, threads: int = 2, passes: int = 1) -> dict:
+    """Metrics of one model over ``dataset`` (masks: IoU, pooled IoU, boundary F; mattes: SAD, MSE, ...).
+
+    ``passes`` > 1 runs a model that takes the previous mask (4 input channels) that many times on each image,
+    feeding each pass's mask to the next, and scores the last: the steady state of a still video, as the hair
+    paper evaluates. One pass gives it a zero prior (a first frame). Other models run once either way.
+    """
+    if passes < 1:
+        raise ValueError(f"passes must be >= 1, got {passes}")
     segmenter = Segmenter.from_file(model, num_threads=threads)
     meter = MattingMeter() if segmenter.card.task == "matting" else SegmentationMeter()
+    passes = passes if segmenter.card.input.channels == 4 else 1
     inference_ms = []
     for i in range(len(dataset)):
         image, label = dataset.load(i)
-        meter.update(segmenter.segment(image), label)
+        segmenter.reset()
+        for _ in range(passes):
+            mask = segmenter.process(image)  # no smoothing (from_file's default): the prior is the last mask
+        meter.update(mask, label)
         inference_ms.append(segmenter.timings_ms["inference"])
-    return {"model": Path(model).name, "precision": segmenter.card.precision,
+    return {"model": Path(model).name, "precision": segmenter.card.precision, "passes": passes,
             "size_mb": round(Path(model).stat().st_size / 2**20, 2),
             "inference_ms_median": round(statistics.median(inference_ms), 2),
             **{k: round(v, 4) if isinstance(v, float) else v for k, v in meter.result().items()}}
@@ -44,20 +55,20 @@ def parse_filters(items: list[str]) -> dict[str, str]:
 
 
 def evaluate(models: list[str | os.PathLike], data: str | os.PathLike, filters: dict | None = None,
-             threads: int = 2) -> dict:
+             threads: int = 2, passes: int = 1) -> dict:
     folder = Path(data)
     folder = folder if folder.is_absolute() or folder.exists() else data_root() / folder
     dataset = open_dataset(folder)
     if filters:
         dataset = dataset.filter(**filters)
-    rows = [evaluate_model(model, dataset, threads) for model in models]
+    rows = [evaluate_model(model, dataset, threads, passes) for model in models]
     return {"data": str(data), "filters": filters or {}, "images": len(dataset), "results": rows}
 
 
 def format_table(report: dict) -> str:
     rows = report["results"]
     keys = ["model", "precision", "size_mb", "inference_ms_median"] + [
-        k for k in rows[0] if k not in ("model", "precision", "size_mb", "inference_ms_median", "images")]
+        k for k in rows[0] if k not in ("model", "precision", "size_mb", "inference_ms_median", "images", "passes")]
     table = [keys] + [[str(r[k]) for k in keys] for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(keys))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]

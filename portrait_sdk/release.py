@@ -38,10 +38,12 @@ LOWER_IS_BETTER = {"sad", "mad", "mse", "gradient", "connectivity"}
 
 @dataclass(frozen=True)
 class Evaluation:
-    """One validation set: a labelled folder under the data root, optionally filtered (index.csv columns)."""
+    """One validation set: a labelled folder under the data root, optionally filtered (index.csv columns);
+    ``passes`` as ``portrait_sdk.evaluate.evaluate_model`` (2: a video model's second look at each image)."""
     label: str
     data: str
     filter: dict = field(default_factory=dict)
+    passes: int = 1
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ def load_manifest(path: str | os.PathLike) -> list[ReleaseEntry]:
         for item in table["evaluations"]:
             bad = sorted(set(item) - _EVALUATION_KEYS)
             if bad or "label" not in item or "data" not in item:
-                raise ValueError(f"{where}: each evaluation is {{label, data, filter}}, got {item!r}")
+                raise ValueError(f"{where}: each evaluation is {{label, data, filter, passes}}, got {item!r}")
             evaluations.append(Evaluation(**item))
         entries.append(ReleaseEntry(
             **{**table, "weights": base / table["weights"],
@@ -123,7 +125,8 @@ def _score(files: dict[str, Path], entry: ReleaseEntry, threads: int) -> dict[st
     keys = list(files) + [f"baseline:{b.stem}" for b in present]
     scores = {}
     for evaluation in entry.evaluations:
-        report = evaluate([*files.values(), *present], evaluation.data, evaluation.filter, threads=threads)
+        report = evaluate([*files.values(), *present], evaluation.data, evaluation.filter, threads=threads,
+                          passes=evaluation.passes)
         scores[evaluation.label] = {"images": report["images"],
                                     **{key: row for key, row in zip(keys, report["results"])}}
         print(f"  {evaluation.label}: " + ", ".join(
@@ -136,6 +139,7 @@ def _card_metrics(scores: dict, key: str, entry: ReleaseEntry) -> dict:
     for evaluation in entry.evaluations:
         row = scores[evaluation.label][key]
         where = evaluation.data + "".join(f", {k}={v}" for k, v in evaluation.filter.items())
+        where += f", {evaluation.passes} passes per image" if evaluation.passes > 1 else ""
         metrics[evaluation.label] = {
             "data": f"{where} ({scores[evaluation.label]['images']} images, each at its own size, through the "
                     "runtime)",

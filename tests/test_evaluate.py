@@ -48,3 +48,42 @@ def test_filters_are_key_value():
     assert parse_filters(["label_source=teacher"]) == {"label_source": "teacher"}
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_filters(["teacher"])
+
+
+def _prior_model(folder):
+    """A 4-channel model whose foreground logit margin is 6 (R - B) - 4 + 8 prior: a pinkish square (R - B = 0.5)
+    is background on a first look (zero prior) and foreground once its own mask is fed back."""
+    from portrait_sdk.export import to_tflite
+    from portrait_sdk.keras_env import keras
+    from portrait_sdk.model_card import InputSpec, ModelCard, OutputSpec, card_path
+
+    inputs = keras.Input((16, 16, 4))
+    conv = keras.layers.Conv2D(2, 1)
+    model = keras.Model(inputs, keras.layers.Softmax()(conv(inputs)))
+    kernel = np.zeros((1, 1, 4, 2), np.float32)
+    kernel[0, 0, :, 1] = (6.0, 0.0, -6.0, 8.0)
+    conv.set_weights([kernel, np.array([0.0, -4.0], np.float32)])
+    path = folder / "prior.tflite"
+    path.write_bytes(to_tflite(model))
+    ModelCard(name="prior", architecture="tiny", task="hair", precision="float32",
+              input=InputSpec(16, 16, channels=4, resize="stretch"), output=OutputSpec(labels=("background", "hair"))
+              ).save(card_path(path))
+    return path
+
+
+def test_passes_feed_a_video_models_mask_back_and_score_the_last(tmp_path):
+    data = tmp_path / "data"
+    for sub in ("images", "masks"):
+        (data / sub).mkdir(parents=True)
+    image = np.full((16, 16, 3), (0, 0, 200), np.uint8)  # RGB: blue background
+    image[4:12, 4:12] = (200, 0, 72)  # R - B = 0.5
+    mask = np.zeros((16, 16), np.uint8)
+    mask[4:12, 4:12] = 255
+    cv2.imwrite(str(data / "images" / "0.png"), image[..., ::-1])
+    cv2.imwrite(str(data / "masks" / "0.png"), mask)
+    model = _prior_model(tmp_path)
+
+    first, second = (evaluate([model], data, passes=n)["results"][0] for n in (1, 2))
+    assert (first["passes"], second["passes"]) == (1, 2)
+    assert first["iou"] == 0.0 and second["iou"] == pytest.approx(1.0)
+    assert main(["evaluate", str(model), "--data", str(data), "--passes", "0"]) == 2
