@@ -238,7 +238,9 @@ def report_markdown(models: list[dict]) -> str:
              "Written by `uv run portrait-sdk release export/release.toml`. Every file is scored through the runtime "
              "(`portrait_sdk.runtime.Segmenter`, as the apps run it) on each validation image at its own size. "
              "Latency: median `invoke` ms with ai-edge-litert (XNNPACK, 2 threads) on the machine that ran the "
-             "release. IoU: foreground = probability >= 0.5, mean over images (pooled beside it).", ""]
+             "release. IoU: foreground = probability >= 0.5, mean over images (pooled beside it). Mattes: SAD and "
+             "gradient error summed over the image / 1000, MSE per pixel (Deep Image Matting's conventions), "
+             "mean over images.", ""]
     for model in models:
         drop = f"{model['int8_drop'] * 100:+.2f}"
         unit = (" IoU points" if model["metric"] not in LOWER_IS_BETTER
