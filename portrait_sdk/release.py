@@ -274,8 +274,12 @@ def report_chart(models: list[dict]) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, max(len(models), 1), figsize=(4.2 * max(len(models), 1), 3.6), squeeze=False)
-    for ax, model in zip(axes[0], models):
+    columns = min(max(len(models), 1), 3)
+    rows = -(-max(len(models), 1) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.8 * rows), squeeze=False)
+    for ax in axes.flat[len(models):]:
+        ax.set_visible(False)
+    for ax, model in zip(axes.flat, models):
         label, rows = next(iter(model["scores"].items()))
         for key, row in rows.items():
             if key == "images":
