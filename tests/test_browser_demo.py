@@ -30,7 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 NODE_MODULES = REPO / "web" / "node_modules"
 TOLERANCE = 0.02  # foreground fraction, browser vs Python runtime
-MIN_IOU = 0.97  # browser vs Python runtime mask (seen 0.988 to 0.999; vs a stretched input's mask 0.93 to 0.98)
+MIN_IOU = 0.95  # browser vs Python runtime mask: seen 0.969 to 0.999 (the released int8 PortraitNet lowest: the
+# page runs its int8 kernels in WASM); against a stretched input's mask 0.76 to 0.98, hence also "matches > stretched"
 
 
 @pytest.fixture(scope="module")
