@@ -123,3 +123,22 @@ def test_manifest_errors_name_the_file_and_the_problem(tmp_path):
     assert main(["release", str(manifest), "--only", "other"]) == 2
     with pytest.raises(FileNotFoundError, match="nowhere.keras: trained weights of 'small' not found"):
         release(manifest)
+
+
+def test_qat_weights_compete_with_ptq_and_the_better_int8_is_released(workspace, tmp_path):
+    from portrait_sdk.quantize import quantize_for_training
+
+    qat = quantize_for_training(tiny_model("portraitnet", 2))
+    rng = np.random.default_rng(0)
+    for _ in range(3):  # fake-quant ranges that follow the data, as after QAT fine-tuning
+        qat(rng.uniform(0, 1, (4, 32, 32, 3)).astype(np.float32), training=True)
+    qat.save(tmp_path / "qat.keras")
+    manifest = _manifest(tmp_path / "export", workspace / "weights.keras",
+                         extra=f'qat_weights = "{tmp_path / "qat.keras"}"')
+    (model,) = release(manifest, latency_runs=1)["models"]
+    rows = model["scores"]["val"]
+    assert {"int8", "qat_int8"} <= set(rows)
+    better = "qat_int8" if rows["qat_int8"]["iou"] > rows["int8"]["iou"] else "int8"
+    assert model["int8_choice"] == better
+    card = ModelCard.load(manifest.parent / "small_int8.json")
+    assert card.precision == better and card.metrics["val"]["iou"] == rows[better]["iou"]
