@@ -18,6 +18,9 @@ from portrait_sdk.recipe import data_root
 from portrait_sdk.runtime import Segmenter
 
 
+FILE_KEYS = ("model", "precision", "size_mb", "inference_ms_median")  # a result row's facts of the file, not scores
+
+
 def evaluate_model(model: str | os.PathLike, dataset, threads: int = 2, passes: int = 1) -> dict:
     """Metrics of one model over ``dataset`` (masks: IoU, pooled IoU, boundary F; mattes: SAD, MSE, ...).
 
@@ -67,8 +70,7 @@ def evaluate(models: list[str | os.PathLike], data: str | os.PathLike, filters: 
 
 def format_table(report: dict) -> str:
     rows = report["results"]
-    keys = ["model", "precision", "size_mb", "inference_ms_median"] + [
-        k for k in rows[0] if k not in ("model", "precision", "size_mb", "inference_ms_median", "images", "passes")]
+    keys = [*FILE_KEYS, *(k for k in rows[0] if k not in (*FILE_KEYS, "images", "passes"))]
     table = [keys] + [[str(r[k]) for k in keys] for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(keys))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]

@@ -135,6 +135,8 @@ def _score(files: dict[str, Path], entry: ReleaseEntry, threads: int) -> dict[st
 
 
 def _card_metrics(scores: dict, key: str, entry: ReleaseEntry) -> dict:
+    from portrait_sdk.evaluate import FILE_KEYS
+
     metrics = {}
     for evaluation in entry.evaluations:
         row = scores[evaluation.label][key]
@@ -143,7 +145,7 @@ def _card_metrics(scores: dict, key: str, entry: ReleaseEntry) -> dict:
         metrics[evaluation.label] = {
             "data": f"{where} ({scores[evaluation.label]['images']} images, each at its own size, through the "
                     "runtime)",
-            **{k: v for k, v in row.items() if k not in ("model", "precision", "size_mb", "inference_ms_median")}}
+            **{k: v for k, v in row.items() if k not in FILE_KEYS}}
     return metrics
 
 
