@@ -4,9 +4,11 @@ messages where there is no camera, no display or no model."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -21,6 +23,7 @@ from portrait_sdk.preview import app
 from portrait_sdk.runtime import Segmenter
 
 FRAMES = 12
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -117,7 +120,30 @@ def test_missing_packaged_model_says_what_to_do(tmp_path, photo, monkeypatch, ca
     assert "no packaged portrait or matting model" in error and "--model PATH" in error
     assert app.main(["--image", str(photo), "--model", "nonexistent_model", "--headless",
                      "--output", str(tmp_path / "o.png")]) == 2
-    assert "neither a .tflite file nor a packaged model" in capsys.readouterr().err
+    assert "neither a .tflite file nor a model name" in capsys.readouterr().err
+
+
+def test_released_files_in_export_resolve_by_name(packaged, photo, tmp_path, monkeypatch, capsys):
+    """``--model mmnet_int8`` from the checkout: a released file's stem, not only a packaged model's name."""
+    released = tmp_path / "checkout" / "export"
+    released.mkdir(parents=True)
+    for suffix in (".tflite", ".json"):
+        shutil.copy(packaged / f"tiny_portrait{suffix}", released / f"tiny_released{suffix}")
+    monkeypatch.chdir(released.parent)
+    assert assets.model_path("tiny_released") == assets.RELEASED_DIR / "tiny_released.tflite"
+    assert assets.model_path("tiny_hair") == packaged / "tiny_hair.tflite"  # packaged names first
+    out = tmp_path / "o.png"
+    assert app.main(["--image", str(photo), "--model", "tiny_released", "--headless", "--output", str(out)]) == 0
+    assert out.is_file()
+    assert app.main(["--image", str(photo), "--model", "mmnet_int9", "--headless", "--output", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert f"packaged (in {packaged}): tiny_hair, tiny_portrait;" in error
+    assert f"released (in {released}): tiny_released" in error
+
+
+def test_checkout_release_names_resolve(monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert assets.model_path("mmnet_int8") == assets.RELEASED_DIR / "mmnet_int8.tflite"
 
 
 def test_effect_needs_a_model_of_its_task(models, photo, tmp_path, capsys):

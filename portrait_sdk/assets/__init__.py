@@ -15,6 +15,7 @@ from portrait_sdk.model_card import ModelCard, card_path
 
 # setuptools installs packages unzipped, so the resource folder is a real directory LiteRT can open files in.
 MODELS_DIR = Path(str(resources.files(__name__) / "models"))
+RELEASED_DIR = Path("export")  # relative to the current folder: the checkout's released files, or your exports
 
 
 def packaged_models(tasks: str | tuple[str, ...] | None = None) -> list[Path]:
@@ -44,15 +45,19 @@ def default_model(tasks: str | tuple[str, ...]) -> Path:
 
 
 def model_path(name_or_path: str | os.PathLike) -> Path:
-    """A model file from a path (``.tflite``) or the name of a packaged model (``portraitnet_fp16``)."""
+    """A model file from a path (``.tflite``), the name of a packaged model (``portraitnet_int8``) or of a released
+    file in the current folder's ``export/`` (``mmnet_int8``, as ``portrait-sdk export`` and ``release`` write)."""
     path = Path(name_or_path)
     if path.suffix == ".tflite" or path.exists():
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such model file")
         return path
-    packaged = MODELS_DIR / f"{name_or_path}.tflite"
-    if packaged.is_file():
-        return packaged
-    names = [p.stem for p in packaged_models()] or ["none"]
-    raise FileNotFoundError(f"{name_or_path!r} is neither a .tflite file nor a packaged model "
-                            f"(packaged: {', '.join(names)}; folder {MODELS_DIR})")
+    for folder in (MODELS_DIR, RELEASED_DIR):
+        candidate = folder / f"{name_or_path}.tflite"
+        if candidate.is_file():
+            return candidate
+    packaged = [p.stem for p in packaged_models()]
+    released = sorted(p.stem for p in RELEASED_DIR.glob("*.tflite") if p.stem not in packaged)
+    raise FileNotFoundError(
+        f"{name_or_path!r} is neither a .tflite file nor a model name; the names are: packaged (in {MODELS_DIR}): "
+        f"{', '.join(packaged) or 'none'}; released (in {RELEASED_DIR.resolve()}): {', '.join(released) or 'none'}")
