@@ -68,7 +68,7 @@ class ModelCard:
         try:
             card = cls(**{**data, "input": InputSpec(**_tuples(data["input"])),
                           "output": OutputSpec(**_tuples(data["output"]))})
-        except (KeyError, TypeError) as error:
+        except (KeyError, TypeError, AttributeError) as error:  # a missing field, or one of the wrong type
             raise ValueError(f"{where}: not a valid model card ({error})") from None
         card.check(where)
         return card
@@ -87,7 +87,9 @@ class ModelCard:
 
     def check(self, where: str = "model card") -> None:
         i, o = self.input, self.output
-        problems = []
+        problems = _type_problems(self)
+        if problems:
+            raise ValueError(f"{where}: " + "; ".join(problems))
         if i.resize not in RESIZE_MODES:
             problems.append(f"input.resize must be one of {RESIZE_MODES}, got {i.resize!r}")
         if i.color_order not in COLOR_ORDERS:
@@ -102,6 +104,25 @@ class ModelCard:
             problems.append(f"output.foreground_channel {o.foreground_channel} is not a label index")
         if problems:
             raise ValueError(f"{where}: " + "; ".join(problems))
+
+
+def _type_problems(card: ModelCard) -> list[str]:
+    """Fields of the wrong type (a hand-edited or corrupted card), which the value checks could not compare."""
+    def number(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    i, o = card.input, card.output
+    wanted = {"name": isinstance(card.name, str), "task": isinstance(card.task, str),
+              "input.height": isinstance(i.height, int) and not isinstance(i.height, bool) and i.height > 0,
+              "input.width": isinstance(i.width, int) and not isinstance(i.width, bool) and i.width > 0,
+              "input.channels": isinstance(i.channels, int), "input.resize": isinstance(i.resize, str),
+              "input.color_order": isinstance(i.color_order, str), "output.kind": isinstance(o.kind, str),
+              "input.mean": isinstance(i.mean, tuple) and all(map(number, i.mean)),
+              "input.std": isinstance(i.std, tuple) and all(map(number, i.std)),
+              "output.labels": isinstance(o.labels, tuple) and all(isinstance(v, str) for v in o.labels),
+              "output.foreground_channel": isinstance(o.foreground_channel, int),
+              "metrics": isinstance(card.metrics, dict), "latency_ms": isinstance(card.latency_ms, dict)}
+    return [f"{name} has the wrong type or value" for name, ok in wanted.items() if not ok]
 
 
 def card_path(model_path: str | os.PathLike) -> Path:

@@ -166,6 +166,8 @@ class ValidationReport:
 
 # --- decoding ------------------------------------------------------------------------------------------------------
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_ALPHA_COLOR_TYPES = (4, 6)  # IHDR colour types with an alpha channel: grey + alpha, RGBA
 _JPEG_NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 """A marker after entropy-coded data: FF followed by anything but a stuffed 00, a restart marker or a fill FF."""
 
@@ -213,7 +215,11 @@ def _decode_file(path: Path, flags: int) -> np.ndarray:
     if data[:2] == b"\xff\xd8" and not jpeg_is_complete(data):
         raise DatasetError(f"{path}: truncated or corrupt JPEG (no end-of-image marker after the last scan, "
                            f"{len(data)} bytes)")
-    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    try:
+        decoded = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    except cv2.error as error:  # e.g. a header declaring more than OpenCV's 2**30-pixel limit
+        reason = str(error).strip().splitlines()[-1]
+        raise DatasetError(f"{path}: OpenCV refuses to decode it ({reason})") from None
     if decoded is None:
         raise DatasetError(f"{path}: not a readable image (OpenCV cannot decode it; truncated or not an image)")
     return decoded
@@ -230,8 +236,23 @@ def _size_text(shape: Sequence[int]) -> str:
 
 def _check_size(label: np.ndarray, path: Path, image_hw: tuple[int, int]) -> None:
     if label.shape[:2] != tuple(image_hw):
+        hint = (" (transposed: labels follow the image as displayed, after its EXIF orientation is applied)"
+                if label.shape[:2] == tuple(image_hw)[::-1] else "")
         raise DatasetError(f"{path}: label is {_size_text(label.shape)} but its image is {_size_text(image_hw)} "
-                           "(W x H)")
+                           f"(W x H){hint}")
+
+
+def _check_opaque(path: Path) -> None:
+    """A grey label stored as a PNG with an alpha channel must be fully opaque: OpenCV's grey conversion drops the
+    alpha channel, so a mask kept in the alpha of an RGBA file would silently read as its (often black) colour."""
+    with path.open("rb") as file:
+        head = file.read(26)
+    if not (head.startswith(PNG_SIGNATURE) and len(head) == 26 and head[25] in PNG_ALPHA_COLOR_TYPES):
+        return
+    raw = _decode_file(path, cv2.IMREAD_UNCHANGED)
+    if raw.ndim == 3 and raw.shape[2] in (2, 4) and raw[..., -1].min() < np.iinfo(raw.dtype).max:
+        raise DatasetError(f"{path}: the label has transparent pixels (a mask in the alpha channel?); grey labels "
+                           "are read from the colour channels: save it as a single-channel grey PNG")
 
 
 def _mask_scale(raw: np.ndarray, path: Path) -> int:
@@ -261,6 +282,7 @@ def _decode_gray(sample: Sample, image_hw: tuple[int, int], fg_min: int = 128,
     PBM: OpenCV follows the format (bit 1 = black = 0, bit 0 = white = 255), so white pixels are foreground, as in
     Figaro-1k's ground truth (white = hair).
     """
+    _check_opaque(sample.label)
     raw = _decode_file(sample.label, cv2.IMREAD_GRAYSCALE)
     if resize and raw.shape[:2] != tuple(image_hw):
         if raw.shape[0] * image_hw[1] != raw.shape[1] * image_hw[0]:

@@ -1,0 +1,72 @@
+"""Tiny inputs for the reliability runs: a one-convolution ``.tflite`` model with its card (no metadata), a toy
+dataset and a recipe that trains on it in seconds. Building the model and training need the ``train`` extra."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from portrait_sdk.model_card import InputSpec, ModelCard, OutputSpec, card_path
+
+MODEL_SIZE = 32
+TOY_RECIPE = """\
+[model]
+name = "extremec3net"
+input_size = [32, 32]
+
+[data]
+root = "{root}"
+train = "toy/train"
+val = "toy/val"
+
+[loss]
+objective = "segmentation"
+
+[train]
+epochs = {epochs}
+batch_size = 4
+learning_rate = 1e-3
+steps_per_epoch = {steps_per_epoch}
+checkpoint_every = {checkpoint_every}
+seed = 1
+"""
+
+
+def tiny_model(folder: Path, name: str = "tiny_portrait") -> Path:
+    """``folder/<name>.tflite`` + its card: foreground = softmax of 6 * (R - B), so red is the "person"."""
+    from portrait_sdk.export import to_tflite
+    from portrait_sdk.keras_env import keras
+
+    inputs = keras.Input((MODEL_SIZE, MODEL_SIZE, 3))
+    conv = keras.layers.Conv2D(2, 1)
+    model = keras.Model(inputs, keras.layers.Softmax()(conv(inputs)))
+    kernel = np.zeros((1, 1, 3, 2), np.float32)
+    kernel[0, 0, :, 1] = (6.0, 0.0, -6.0)
+    conv.set_weights([kernel, np.zeros(2, np.float32)])
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.tflite"
+    path.write_bytes(to_tflite(model))
+    ModelCard(name=name, architecture="tiny", task="portrait", precision="float32",
+              input=InputSpec(MODEL_SIZE, MODEL_SIZE, resize="stretch"), output=OutputSpec()).save(card_path(path))
+    return path
+
+
+def toy_recipe(folder: Path, epochs: int, steps_per_epoch: int, checkpoint_every: int, count: int = 8) -> Path:
+    """A toy dataset (discs on noise, generic images/ + masks/ folders) and a recipe training on it."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for sub in ("images", "masks"):
+            (folder / "toy" / split / sub).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            image = rng.integers(0, 120, (40, 48, 3), dtype=np.uint8)
+            mask = np.zeros((40, 48), np.uint8)
+            cv2.circle(mask, (int(rng.integers(14, 34)), int(rng.integers(14, 26))), int(rng.integers(6, 12)), 255, -1)
+            image[mask > 0] += 120
+            cv2.imwrite(str(folder / "toy" / split / "images" / f"{i:03d}.png"), image)
+            cv2.imwrite(str(folder / "toy" / split / "masks" / f"{i:03d}.png"), mask)
+    path = folder / "toy.toml"
+    path.write_text(TOY_RECIPE.format(root=folder, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                                      checkpoint_every=checkpoint_every))
+    return path
