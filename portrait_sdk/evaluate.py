@@ -68,14 +68,23 @@ def evaluate(models: list[str | os.PathLike], data: str | os.PathLike, filters: 
     return {"data": str(data), "filters": filters or {}, "images": len(dataset), "results": rows}
 
 
+def _metric_keys(row: dict) -> tuple[str, ...]:
+    return tuple(k for k in row if k not in (*FILE_KEYS, "images", "passes"))
+
+
 def format_table(report: dict) -> str:
-    rows = report["results"]
-    keys = [*FILE_KEYS, *(k for k in rows[0] if k not in (*FILE_KEYS, "images", "passes"))]
-    table = [keys] + [[str(r[k]) for k in keys] for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(keys))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+    """One table per metric family (masks: IoU, ...; mattes: SAD, ...), in the order the files were given."""
+    families: dict[tuple[str, ...], list[dict]] = {}
+    for row in report["results"]:
+        families.setdefault(_metric_keys(row), []).append(row)
+    tables = []
+    for metric_keys, rows in families.items():
+        keys = [*FILE_KEYS, *metric_keys]
+        table = [keys] + [[str(r[k]) for k in keys] for r in rows]
+        widths = [max(len(row[i]) for row in table) for i in range(len(keys))]
+        tables.append("\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table))
     filters = ", ".join(f"{k}={v}" for k, v in report["filters"].items())
-    return f"{report['data']} ({report['images']} images{'; ' + filters if filters else ''})\n" + "\n".join(lines)
+    return f"{report['data']} ({report['images']} images{'; ' + filters if filters else ''})\n" + "\n\n".join(tables)
 
 
 def write_report(report: dict, path: str | os.PathLike) -> None:

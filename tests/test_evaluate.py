@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import shutil
+from dataclasses import replace
 
 import cv2
 import numpy as np
 import pytest
 from tiny_models import model_folder
 
+import portrait_sdk.evaluate as evaluate_module
 from portrait_sdk.cli import main
 from portrait_sdk.evaluate import evaluate, parse_filters
+from portrait_sdk.model_card import ModelCard, card_path
 
 
 def _folder(root, count=3):
@@ -42,6 +46,34 @@ def test_evaluate_reports_metrics_size_and_latency_per_model(tiny_model, tmp_pat
     assert main(["evaluate", str(tiny_model), "--data", str(data), "--output", str(out)]) == 0
     assert tiny_model.name in capsys.readouterr().out
     assert json.loads(out.read_text())["results"][0]["iou"] == row["iou"]
+
+
+def test_mixed_tasks_get_one_table_per_metric_family(tiny_model, tmp_path, capsys):
+    """The README's ``evaluate export/*.tflite``: portrait and matting files together (a KeyError 'iou' once)."""
+    matting = tmp_path / "tiny_matting.tflite"
+    shutil.copy(tiny_model, matting)
+    replace(ModelCard.load(card_path(tiny_model)), name="tiny_matting", task="matting").save(card_path(matting))
+    data, out = _folder(tmp_path / "data"), tmp_path / "report.json"
+    assert main(["evaluate", str(tiny_model), str(matting), str(tiny_model), "--data", str(data),
+                 "--output", str(out)]) == 0
+    tables = capsys.readouterr().out.split("\n\n")
+    assert len(tables) == 2
+    assert "iou" in tables[0].splitlines()[1] and [line.split()[0] for line in tables[0].splitlines()[2:]] == [
+        tiny_model.name, tiny_model.name]
+    assert "sad" in tables[1].splitlines()[0] and tables[1].splitlines()[1].startswith(matting.name)
+    assert [row["model"] for row in json.loads(out.read_text())["results"]] == [
+        tiny_model.name, matting.name, tiny_model.name]
+
+
+def test_report_is_written_before_the_table_is_printed(tiny_model, tmp_path, monkeypatch):
+    def broken_table(report):
+        raise RuntimeError("printing failed")
+
+    monkeypatch.setattr(evaluate_module, "format_table", broken_table)
+    out = tmp_path / "report.json"
+    with pytest.raises(RuntimeError, match="printing failed"):
+        main(["evaluate", str(tiny_model), "--data", str(_folder(tmp_path / "data")), "--output", str(out)])
+    assert json.loads(out.read_text())["results"][0]["model"] == tiny_model.name
 
 
 def test_filters_are_key_value():
