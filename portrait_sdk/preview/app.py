@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from portrait_sdk import quiet
 from portrait_sdk.assets import default_model, model_path, packaged_models
 from portrait_sdk.effects import EFFECTS, get_effect, gradient_background, parse_color
 from portrait_sdk.preview.pipeline import (IMAGE_SUFFIXES, FrameResult, ImageSource, NoCameraError, Pipeline,
@@ -265,8 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--image", type=Path, metavar="FILE", help="a photo")
     parser.add_argument("--camera", type=int, metavar="N", help="camera index (implies a camera source)")
     parser.add_argument("--model", metavar="NAME|PATH",
-                        help="a packaged model's name or a .tflite file with its .json card "
-                             "(default: the packaged model for the effect's task)")
+                        help="a packaged model's name, a released file's name in export/ (e.g. mmnet_int8) or a "
+                             ".tflite file with its .json card (default: the packaged model for the effect's task)")
     parser.add_argument("--effect", choices=list(EFFECTS), default="blur", help="default: blur")
     parser.add_argument("--background", type=Path, action="append", default=[], metavar="FILE|DIR",
                         help="background image(s) for the replace effect; repeat, or name a folder")
@@ -284,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frames", type=int, default=0, metavar="N", help="with --headless: stop after N frames")
     parser.add_argument("--snapshot-dir", type=Path, default=Path("."), metavar="DIR",
                         help="where the s key saves snapshots (default: the current folder)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show OpenCV's and LiteRT's log lines (camera probing, XNNPACK), quiet by default")
     return parser
 
 
@@ -323,6 +326,7 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    quiet.configure(args.verbose)
     if not (args.webcam or args.video or args.image or args.camera is not None):
         parser.error("choose a source: --webcam, --camera N, --video FILE or --image FILE")
     try:

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from portrait_sdk.model_card import InputSpec, ModelCard, OutputSpec, card_path
+from portrait_sdk.quiet import native_info_dropped
 from portrait_sdk.runtime.refine import GuidedFilter
 from portrait_sdk.runtime.temporal import Smoothing
 
@@ -59,7 +60,8 @@ def _metadata(model_path: Path) -> dict | None:
 def _card_from_metadata(model_path: Path, metadata: dict) -> ModelCard:
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=str(model_path))
+    with native_info_dropped():
+        interpreter = Interpreter(model_path=str(model_path))
     _, height, width, channels = (int(v) for v in interpreter.get_input_details()[0]["shape"])
     out_channels = int(interpreter.get_output_details()[0]["shape"][-1])
     normalization = metadata.get("input") or {}
@@ -117,8 +119,9 @@ class Segmenter:
         self.refine = GuidedFilter() if refine is True else (refine or None)
         self.smoothing = Smoothing.of(smoothing)
         try:
-            self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-            self._interpreter.allocate_tensors()
+            with native_info_dropped():  # LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+                self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+                self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
             raise ValueError(f"{path}: LiteRT cannot load this model ({error})") from None
         self._input, self._output = self._check_tensors()

@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from portrait_sdk import quiet
 from portrait_sdk.serve.app import DEFAULT_TASKS_VISION, ServeConfig, create_app
 from portrait_sdk.serve.uploads import UploadLimits
 
@@ -22,6 +23,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="largest request body accepted (default: %(default)s)")
     parser.add_argument("--max-pixels", type=int, default=limits.max_pixels,
                         help="largest image accepted, width x height (default: %(default)s)")
+    parser.add_argument("--body-timeout", type=float, default=limits.body_timeout_s, metavar="SECONDS",
+                        help="longest time a request body may take to arrive, else 408 (default: %(default)s)")
     parser.add_argument("--pool-size", type=int, default=defaults.pool_size,
                         help="interpreters per model, i.e. its requests in parallel (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=defaults.num_threads,
@@ -29,6 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tasks-vision", type=Path, default=DEFAULT_TASKS_VISION,
                         help="the @mediapipe/tasks-vision npm package the demo page loads (default: %(default)s)")
     parser.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    parser.add_argument("--verbose", action="store_true",
+                        help="show OpenCV's and LiteRT's own log lines (XNNPACK), quiet by default")
     return parser.parse_args(argv)
 
 
@@ -36,8 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     args = parse_args(argv)
+    quiet.configure(args.verbose)
     try:
-        config = ServeConfig(models=args.models, limits=UploadLimits(args.max_upload_bytes, args.max_pixels),
+        limits = UploadLimits(args.max_upload_bytes, args.max_pixels, args.body_timeout)
+        config = ServeConfig(models=args.models, limits=limits,
                              pool_size=args.pool_size, num_threads=args.threads, tasks_vision=args.tasks_vision)
         app = create_app(config)
     except (FileNotFoundError, ValueError) as error:
