@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import require_system
 from live_server import running_server
 
 from portrait_sdk.assets import default_model
@@ -27,8 +28,6 @@ from portrait_sdk.model_card import InputSpec, ModelCard, OutputSpec
 from portrait_sdk.runtime import Segmenter
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-NODE_MODULES = REPO / "web" / "node_modules"
 TOLERANCE = 0.02  # foreground fraction, browser vs Python runtime
 MIN_IOU = 0.95  # browser vs Python runtime mask: seen 0.969 to 0.999 (the released int8 PortraitNet lowest: the
 # page runs its int8 kernels in WASM); against a stretched input's mask 0.76 to 0.98, hence also "matches > stretched"
@@ -36,14 +35,7 @@ MIN_IOU = 0.95  # browser vs Python runtime mask: seen 0.969 to 0.999 (the relea
 
 @pytest.fixture(scope="module")
 def browser_tools():
-    missing = [what for what, present in (
-        (f"Debian's chromium at {CHROMIUM} (apt-get install -y chromium)", CHROMIUM.is_file()),
-        ("node", shutil.which("node") is not None),
-        (f"the web packages in {NODE_MODULES} (npm ci --prefix web)",
-         (NODE_MODULES / "playwright-core").is_dir() and (NODE_MODULES / "@mediapipe" / "tasks-vision").is_dir()),
-    ) if not present]
-    if missing:
-        pytest.skip("the browser demo test needs " + " and ".join(missing))
+    require_system("chromium", "node", "web_packages")
 
 
 @pytest.fixture(scope="module", params=["released", "selfie"])
