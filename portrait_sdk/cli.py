@@ -6,6 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from portrait_sdk import quiet
+
+# The train extra's modules (pyproject.toml): without them a training command says how to install them.
+TRAIN_MODULES = ("tensorflow", "tf_keras", "tensorflow_model_optimization", "mediapipe", "matplotlib", "tensorboard")
+VERBOSE_HELP = "show the native libraries' log lines (TensorFlow, OpenCV, LiteRT), quiet by default"
+
 
 def _format_count(value: float) -> str:
     for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
@@ -14,32 +20,18 @@ def _format_count(value: float) -> str:
     return f"{value:.0f}"
 
 
-def zoo_table(task: str | None = None) -> list[dict]:
-    """One row per registered architecture at its default input size (builds each model to count it)."""
-    from portrait_sdk.models import build_model, get_spec, list_models
-    from portrait_sdk.models.complexity import count_macs, count_params
-
-    rows = []
-    for name in list_models(task):
-        spec = get_spec(name)
-        model = build_model(name)
-        rows.append({
-            "name": name, "task": spec.task,
-            "input": "x".join(map(str, (*spec.default_input_size, spec.input_channels[0]))),
-            "params": count_params(model), "macs": count_macs(model),
-            "reference": spec.reference, "output": spec.output,
-        })
-    return rows
-
-
 def cmd_models(args) -> int:
-    rows = zoo_table(args.task)
+    from portrait_sdk.zoo import load_zoo, measure_zoo, write_zoo
+
+    if args.measure:
+        print(f"wrote {write_zoo(measure_zoo())}")
+    rows = load_zoo(args.task)
     header = ("name", "task", "input", "params", "MACs", "official (params / MACs)", "output")
     table = [header]
     for r in rows:
         ref = r["reference"]
-        official = "-" if ref is None else (
-            f"{_format_count(ref.params)} / {_format_count(ref.macs)} @{ref.input_size[0]}x{ref.input_size[1]}")
+        official = "-" if ref is None else (f"{_format_count(ref['params'])} / {_format_count(ref['macs'])} "
+                                            f"@{ref['input_size'][0]}x{ref['input_size'][1]}")
         table.append((r["name"], r["task"], r["input"], _format_count(r["params"]), _format_count(r["macs"]),
                       official, r["output"]))
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
@@ -146,9 +138,9 @@ def cmd_evaluate(args) -> int:
     from portrait_sdk.evaluate import evaluate, format_table, parse_filters, write_report
 
     report = evaluate(args.models, args.data, parse_filters(args.filter), threads=args.threads, passes=args.passes)
-    print(format_table(report))
-    if args.output:
+    if args.output:  # first: the scores are kept whatever printing them does
         write_report(report, args.output)
+    print(format_table(report))
     return 0
 
 
@@ -158,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = modes.add_parser("models", help="list the model zoo with params and MACs")
     models.add_argument("--task", choices=("portrait", "matting", "hair", "nails"), help="only this task")
+    models.add_argument("--measure", action="store_true", help="build every registered architecture and write the "
+                        "table again (the train extra; after changing the zoo)")
     models.set_defaults(func=cmd_models)
 
     evaluate = modes.add_parser("evaluate", help="score .tflite files on a labelled folder at full resolution")
@@ -191,11 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     qat.add_argument("--quiet", action="store_true", help="no progress bar")
     qat.set_defaults(func=cmd_qat)
 
-    from portrait_sdk.gpu_check import DEFAULT_ATOL  # numpy only
+    from portrait_sdk.gpu_check import TOLERANCE_HELP  # numpy only
 
     gpu = modes.add_parser("gpu-check", help="prove .tflite files run whole on LiteRT's GPU accelerator, as on the CPU")
     gpu.add_argument("models", type=Path, nargs="+", help=".tflite files")
-    gpu.add_argument("--atol", type=float, default=DEFAULT_ATOL, help="largest |GPU - CPU| output difference allowed")
+    gpu.add_argument("--atol", type=float, help=TOLERANCE_HELP)
     gpu.set_defaults(func=cmd_gpu_check)
 
     export = modes.add_parser("export", help="export trained weights to .tflite files with model cards")
@@ -224,8 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     release.set_defaults(func=cmd_release)
 
     bench = modes.add_parser("bench", help="FPS, per-stage ms and mask flicker of the preview pipeline")
-    bench.add_argument("--model", metavar="NAME|PATH", help="packaged model name or .tflite file with its card "
-                       "(default: the packaged model for the effect)")
+    bench.add_argument("--model", metavar="NAME|PATH", help="packaged model name, released file name in export/ "
+                       "(e.g. mmnet_int8) or .tflite file with its card (default: the packaged model for the effect)")
     bench.add_argument("--video", type=Path, help="default: samples/portrait_clip.mp4 under the data root")
     bench.add_argument("--effect", default="blur", help="blur, replace, matte, hair-color or nails (default: blur)")
     bench.add_argument("--frames", type=int, default=200, help="frames to time (default: 200)")
@@ -237,15 +231,27 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--noise", type=float, default=2.0, help="static-scene noise sigma, 0..255 (default: 2)")
     bench.add_argument("--output", type=Path, metavar="DIR", help="write bench.json and bench.png here")
     bench.set_defaults(func=cmd_bench)
+
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+    for mode in modes.choices.values():  # also after the mode: portrait-sdk models --verbose
+        mode.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet.configure(args.verbose)
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"portrait-sdk {args.mode}: error: {error}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] not in TRAIN_MODULES:
+            raise
+        print(f"portrait-sdk {args.mode}: error: needs the training side ({error.name} is not installed): run it as "
+              f"`uv run --extra train portrait-sdk {args.mode} ...` (or pip install 'portrait-sdk[train]')",
+              file=sys.stderr)
         return 2
 
 

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
 from portrait_sdk import gpu_check
-from portrait_sdk.cli import main
-from portrait_sdk.gpu_check import GpuUnavailableError, check_gpu, gpu_environment
+from portrait_sdk.cli import build_parser, main
+from portrait_sdk.gpu_check import (TOLERANCE, GpuUnavailableError, _cpu_interpreter, check_gpu, file_precision,
+                                    gpu_environment, tolerance)
 
-needs_vulkan = pytest.mark.skipif(
-    not gpu_check.SWIFTSHADER_ICD.is_file(),
-    reason=f"needs a Vulkan driver for LiteRT's GPU accelerator: {gpu_check.SWIFTSHADER_ICD} is missing "
-           "(`apt-get install chromium`; .ci/run does it)")
-MATCH_ATOL = 2e-3
-RTOL = 1e-4  # of the largest output: random-weight models output as little as ~1e-6, where MATCH_ATOL proves nothing
+needs_vulkan = pytest.mark.system("vulkan")
+RTOL = 1e-4  # of the largest output: random-weight models output as little as ~1e-6, where the rule proves nothing
+EXPORT = Path(__file__).resolve().parents[1] / "export"
 
 
 def _function_tflite(function) -> bytes:
@@ -89,6 +88,21 @@ def test_missing_driver_says_to_install_chromium(tmp_path, monkeypatch):
         gpu_environment({})
 
 
+def test_one_tolerance_rule_per_precision():
+    assert tolerance("float", 0.98) == TOLERANCE["float"] == 2e-3
+    assert tolerance("int8", 0.98) == TOLERANCE["int8"]
+    assert tolerance("int8", 5.4) == pytest.approx(5.4 * TOLERANCE["int8"])  # the nail model's direction head
+    help_text = build_parser()._subparsers._group_actions[0].choices["gpu-check"].format_help()
+    assert f"{TOLERANCE['float']:g} x max(1, largest output) for float32 / float16" in " ".join(help_text.split())
+    assert f"{TOLERANCE['int8']:g} x max(1, largest output) for files with int8" in " ".join(help_text.split())
+
+
+@pytest.mark.parametrize("name, precision", [("portraitnet_fp16", "float"), ("portraitnet_int8", "int8"),
+                                             ("nail_segmenter_int8", "int8")])
+def test_released_files_precision_picks_the_rule(name, precision):
+    assert file_precision(_cpu_interpreter(EXPORT / f"{name}.tflite")) == precision
+
+
 def test_bad_model_files_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="absent.tflite"):
         check_gpu(tmp_path / "absent.tflite")
@@ -109,9 +123,10 @@ def test_unusable_vulkan_driver_is_a_clear_error(tiny_models, tmp_path, monkeypa
 @needs_vulkan
 @pytest.mark.parametrize("kind", ["float32", "float16"])
 def test_exported_model_runs_whole_on_the_gpu_and_matches_the_cpu(tiny_models, kind):
-    report = check_gpu(tiny_models[kind], atol=MATCH_ATOL)
+    report = check_gpu(tiny_models[kind])
     assert report.fully_accelerated and report.unsupported == [], report.summary()
-    assert report.max_abs_diff < MATCH_ATOL and report.max_abs_diff <= RTOL * report.output_scale, report.summary()
+    assert report.precision == "float" and report.tolerance == TOLERANCE["float"], report.summary()
+    assert report.max_abs_diff <= RTOL * report.output_scale, report.summary()
     assert report.adapter, "LiteRT should name the Vulkan adapter it ran on"
     assert report.passed
 
@@ -133,7 +148,7 @@ def test_gpu_results_that_differ_from_the_cpu_fail(tiny_models):
     even-feature-size rule of the sweep below."""
     report = check_gpu(tiny_models["odd_transposed_conv"])
     assert report.fully_accelerated, report.summary()
-    assert report.max_abs_diff > 100 * report.atol and not report.passed, report.summary()
+    assert report.max_abs_diff > 100 * report.tolerance and not report.passed, report.summary()
     assert "FAIL" in report.summary()
 
 
@@ -153,7 +168,7 @@ def test_mediapipe_selfie_model_runs_whole_on_the_gpu(shared_dir):
     model = shared_dir / "baselines" / "selfie_segmentation.tflite"
     if not model.is_file():
         pytest.skip(f"{model} is absent")
-    report = check_gpu(model, atol=MATCH_ATOL)
+    report = check_gpu(model)
     assert report.passed and report.max_abs_diff <= RTOL * report.output_scale, report.summary()
 
 
@@ -169,5 +184,5 @@ def test_every_architecture_runs_whole_on_the_gpu(name, tmp_path):
 
     path = tmp_path / f"{name}.tflite"
     path.write_bytes(to_tflite(inference_graph(build_model(name, input_size=(64, 64)))))
-    report = check_gpu(path, atol=MATCH_ATOL)
+    report = check_gpu(path)
     assert report.passed and report.max_abs_diff <= RTOL * report.output_scale, report.summary()
