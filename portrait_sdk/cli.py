@@ -144,6 +144,23 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_pseudolabel(args) -> int:
+    from portrait_sdk.pseudolabel import PseudolabelOptions, pseudolabel  # TensorFlow only for a .keras teacher
+
+    def progress(done: int, total: int) -> None:
+        if not args.quiet and (done % 25 == 0 or done == total):
+            print(f"\rpseudolabel {done}/{total}", end="\n" if done == total else "", file=sys.stderr, flush=True)
+
+    options = PseudolabelOptions(temperature=args.temperature, min_confidence=args.min_confidence,
+                                 passes=args.passes, limit=args.limit, threads=args.threads)
+    report = pseudolabel(args.teacher, args.images, args.output, options, progress=progress)
+    for problem in report.bad:
+        print(f"skipped {problem}", file=sys.stderr)
+    print(report.summary())
+    print(f"contact sheet: {report.out_dir / 'contact_sheet.png'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="portrait-sdk", description=__doc__)
     modes = parser.add_subparsers(dest="mode", required=True, metavar="MODE")
@@ -231,6 +248,22 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--noise", type=float, default=2.0, help="static-scene noise sigma, 0..255 (default: 2)")
     bench.add_argument("--output", type=Path, metavar="DIR", help="write bench.json and bench.png here")
     bench.set_defaults(func=cmd_bench)
+
+    pseudo = modes.add_parser("pseudolabel", help="label unlabeled photos with a teacher model: a soft-alpha "
+                                                  "dataset folder (images/ + alpha/ + index.csv) to train on")
+    pseudo.add_argument("teacher", type=Path, help=".tflite (with a card or metadata) or .keras file from the trainer")
+    pseudo.add_argument("images", type=Path, help="folder of photos (not written to)")
+    pseudo.add_argument("output", type=Path, help="dataset folder to write; a rerun resumes it")
+    pseudo.add_argument("--temperature", type=float, default=1.0,
+                        help="p' = sigmoid(logit(p) / T): > 1 softens, < 1 sharpens (default: 1)")
+    pseudo.add_argument("--min-confidence", type=float, default=0.0,
+                        help="drop images whose mean |2p - 1| is below this (default: 0, keep all)")
+    pseudo.add_argument("--passes", type=int, default=1,
+                        help="runs per image of a model that takes the previous mask (default: 1)")
+    pseudo.add_argument("--limit", type=int, help="only the first N images (by name)")
+    pseudo.add_argument("--threads", type=int, default=2)
+    pseudo.add_argument("--quiet", action="store_true", help="no progress")
+    pseudo.set_defaults(func=cmd_pseudolabel)
 
     parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     for mode in modes.choices.values():  # also after the mode: portrait-sdk models --verbose
