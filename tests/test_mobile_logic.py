@@ -1,8 +1,9 @@
 """The mobile apps' maths equals the Python runtime's: shared test vectors in ``tests/vectors/mobile_logic.json``.
 
 Every case is computed here from the runtime's and the effects' own functions (letterbox placement, mapping the
-mask back to the frame, temporal smoothing, compositing, matte, hair colour, nail polish without gloss, the effect
-table); the Kotlin unit tests (``android_demo/app/src/test``) read the same file and compare the app's code with it.
+mask back to the frame, temporal smoothing, compositing, matte, hair colour, nail polish without gloss, the built-in
+background, the effect table); the Kotlin unit tests (``android_demo/app/src/test``) read the same file and compare
+the app's code with it.
 ``uv run python tests/test_mobile_logic.py`` rewrites the file after a deliberate change of the runtime's maths.
 """
 
@@ -83,6 +84,7 @@ def build_vectors() -> dict:
                            "out": _ints(effects.recolor_hair(frame, alpha, hair_color, 0.8))},
             "nails": {"color": list(nail_color), "gloss": 0.0,
                       "out": _ints(effects.paint_nails(frame, alpha, nail_color, gloss=0.0))},
+            "gradient": _ints(effects.gradient_background((height, width))),
         },
         "effects": {name: list(effect.tasks) for name, effect in effects.EFFECTS.items()},
     }
@@ -119,6 +121,7 @@ def test_pixel_effects_are_the_runtimes(stored):
     fresh, old = build_vectors()["pixels"], stored["pixels"]
     assert old["composite"] == fresh["composite"] and old["matte"] == fresh["matte"]
     assert old["hair_color"] == fresh["hair_color"] and old["nails"] == fresh["nails"]
+    assert old["gradient"] == fresh["gradient"]
 
 
 def test_effect_table_is_the_runtimes(stored):

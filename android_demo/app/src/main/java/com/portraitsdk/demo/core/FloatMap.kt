@@ -8,10 +8,7 @@ class FloatMap(val width: Int, val height: Int, val values: FloatArray) {
         require(values.size == width * height) { "$width x $height map with ${values.size} values" }
     }
 
-    operator fun get(
-        x: Int,
-        y: Int,
-    ): Float = values[y * width + x]
+    operator fun get(x: Int, y: Int): Float = values[y * width + x]
 
     /** The rows and columns of [box]. */
     fun crop(box: Box): FloatMap =
@@ -19,10 +16,7 @@ class FloatMap(val width: Int, val height: Int, val values: FloatArray) {
 }
 
 /** Source index and weight of the next pixel for one output coordinate, as OpenCV's INTER_LINEAR computes it. */
-private fun linearTaps(
-    source: Int,
-    target: Int,
-): List<Pair<Int, Float>> {
+private fun linearTaps(source: Int, target: Int): List<Pair<Int, Float>> {
     val scale = source.toDouble() / target
     return List(target) { d ->
         val f = ((d + 0.5) * scale - 0.5).toFloat()
@@ -36,10 +30,7 @@ private fun linearTaps(
 }
 
 /** Bilinear resize with half-pixel centres and clamped borders: `cv2.resize(..., INTER_LINEAR)` on float32. */
-fun FloatMap.resized(
-    newWidth: Int,
-    newHeight: Int,
-): FloatMap {
+fun FloatMap.resized(newWidth: Int, newHeight: Int): FloatMap {
     if (newWidth == width && newHeight == height) return this
     val xs = linearTaps(width, newWidth)
     val ys = linearTaps(height, newHeight)
@@ -59,23 +50,13 @@ fun FloatMap.resized(
 }
 
 /** The runtime's `Segmenter.postprocess`: the model-grid mask cut to the frame's [box], resized to the frame. */
-fun toFrame(
-    prob: FloatMap,
-    box: Box,
-    frame: Size,
-): FloatMap = prob.crop(box).resized(frame.width, frame.height)
+fun toFrame(prob: FloatMap, box: Box, frame: Size): FloatMap = prob.crop(box).resized(frame.width, frame.height)
 
 /**
  * The foreground probability from a model output of shape (h, w, channels): channel [foreground] of a softmax,
  * the only channel of a sigmoid; clamped to [0, 1] as the runtime does.
  */
-fun foreground(
-    output: FloatArray,
-    width: Int,
-    height: Int,
-    channels: Int,
-    foreground: Int,
-): FloatMap {
+fun foreground(output: FloatArray, width: Int, height: Int, channels: Int, foreground: Int): FloatMap {
     require(output.size == width * height * channels) { "output of ${output.size} values is not $width x $height x $channels" }
     val channel = if (channels > 1) foreground else 0
     return FloatMap(width, height, FloatArray(width * height) { output[it * channels + channel].coerceIn(0f, 1f) })

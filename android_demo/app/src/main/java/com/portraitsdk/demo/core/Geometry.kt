@@ -22,11 +22,10 @@ fun letterboxBox(frameHeight: Int, frameWidth: Int, modelHeight: Int, modelWidth
 }
 
 /** The frame's placement in the model's input for the card's resize mode (stretch fills the whole input). */
-fun placement(resize: ResizeMode, frame: Size, model: Size): Box =
-    when (resize) {
-        ResizeMode.LETTERBOX -> letterboxBox(frame.height, frame.width, model.height, model.width)
-        ResizeMode.STRETCH -> Box(0, 0, model.height, model.width)
-    }
+fun placement(resize: ResizeMode, frame: Size, model: Size): Box = when (resize) {
+    ResizeMode.LETTERBOX -> letterboxBox(frame.height, frame.width, model.height, model.width)
+    ResizeMode.STRETCH -> Box(0, 0, model.height, model.width)
+}
 
 /**
  * The canvas a letterboxed frame is padded to before MediaPipe stretches it to the model's input: the model's
@@ -48,18 +47,11 @@ fun letterboxCanvas(frame: Size, model: Size): Pair<Size, Box> {
  * Clockwise rotation, in degrees, that turns a camera frame upright on the screen (Camera2's
  * `SENSOR_ORIENTATION` and the display rotation); a front camera's image is mirrored, so its angles add.
  */
-fun uprightRotation(
-    sensorOrientation: Int,
-    displayRotation: Int,
-    frontFacing: Boolean,
-): Int {
+fun uprightRotation(sensorOrientation: Int, displayRotation: Int, frontFacing: Boolean): Int {
     require(sensorOrientation % 90 == 0 && displayRotation % 90 == 0) { "rotations come in steps of 90 degrees" }
     val degrees = if (frontFacing) sensorOrientation + displayRotation else sensorOrientation - displayRotation
     return ((degrees % 360) + 360) % 360
 }
 
 /** The size of an image after a rotation by [degrees] (a multiple of 90). */
-fun rotatedSize(
-    size: Size,
-    degrees: Int,
-): Size = if (degrees % 180 == 0) size else Size(size.height, size.width)
+fun rotatedSize(size: Size, degrees: Int): Size = if (degrees % 180 == 0) size else Size(size.height, size.width)

@@ -6,7 +6,7 @@ enum class Effect(val id: String, val tasks: Set<String>) {
     REPLACE("replace", setOf("portrait", "matting")),
     MATTE("matte", setOf("portrait", "matting", "hair", "nails")),
     HAIR_COLOR("hair-color", setOf("hair")),
-    NAILS("nails", setOf("nails")),
+    NAILS("nails", setOf("nails"))
     ;
 
     companion object {
@@ -32,11 +32,7 @@ sealed interface Verdict {
  * (RGB + previous mask) runs on LiteRT's Interpreter, which reads output 0 only. Anything else is refused with
  * the reason, so that a dropped-in file never crashes the app.
  */
-fun judge(
-    file: String,
-    bytes: ByteArray,
-    cardBeside: String?,
-): Verdict {
+fun judge(file: String, bytes: ByteArray, cardBeside: String?): Verdict {
     fun refuse(reason: String) = Verdict.Refused(file, reason)
     val model =
         try {
@@ -44,7 +40,13 @@ fun judge(
         } catch (error: IllegalArgumentException) {
             return refuse(error.message ?: "unreadable TFLite file")
         }
-    val text = cardBeside ?: model.embeddedCard ?: return refuse("no model card (neither ${file.removeSuffix(".tflite")}.json beside it nor one in its metadata): export it with `portrait-sdk export`")
+    val text =
+        cardBeside ?: model.embeddedCard
+            ?: return refuse(
+                "no model card (neither ${file.removeSuffix(
+                    ".tflite"
+                )}.json beside it nor one in its metadata): export it with `portrait-sdk export`"
+            )
     val card =
         try {
             parseCard(text)
@@ -56,12 +58,18 @@ fun judge(
     val expected = listOf(1, card.inputHeight, card.inputWidth, card.inputChannels)
     return when {
         input.shape != expected -> refuse("input shape ${input.shape} but the card says $expected")
+
         !input.isFloat32 || !output.isFloat32 -> refuse("only float32 input and output tensors are supported")
+
         output.shape.size != 4 || output.shape[1] < 1 -> refuse("output 0 has shape ${output.shape}; a (1, h, w, c) mask is needed")
+
         card.inputChannels == 4 -> Verdict.Runs(file, card, Runner.INTERPRETER, Effect.forTask(card.task))
+
         card.inputChannels != 3 -> refuse("${card.inputChannels}-channel input; 3 (RGB) or 4 (RGB + previous mask) are supported")
+
         model.outputs.size != 1 ->
             refuse("${model.outputs.size} outputs; MediaPipe's ImageSegmenter runs single-output models: export the mask head alone")
+
         else -> Verdict.Runs(file, card, Runner.IMAGE_SEGMENTER, Effect.forTask(card.task))
     }
 }

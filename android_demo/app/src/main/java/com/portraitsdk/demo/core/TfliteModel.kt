@@ -61,12 +61,12 @@ private class Table(private val buffer: ByteBuffer, private val position: Int) {
 
     fun byte(index: Int): Int = field(index).let { if (it == 0) 0 else buffer.get(position + it).toInt() }
 
-    fun ints(index: Int): List<Int> = vector(index)?.let { (start, length) -> List(length) { buffer.getInt(start + 4 * it) } } ?: emptyList()
+    fun ints(index: Int): List<Int> =
+        vector(index)?.let { (start, length) -> List(length) { buffer.getInt(start + 4 * it) } } ?: emptyList()
 
-    fun tables(index: Int): List<Table> =
-        vector(index)?.let { (start, length) ->
-            List(length) { start + 4 * it }.map { Table(buffer, it + buffer.getInt(it)) }
-        } ?: emptyList()
+    fun tables(index: Int): List<Table> = vector(index)?.let { (start, length) ->
+        List(length) { start + 4 * it }.map { Table(buffer, it + buffer.getInt(it)) }
+    } ?: emptyList()
 
     companion object {
         fun root(buffer: ByteBuffer) = Table(buffer, buffer.getInt(0))
@@ -79,7 +79,9 @@ private const val STORED = 0
 
 /** The uncompressed ("stored") entries of a zip appended to the file, as tflite-support's populator writes. */
 private fun storedZipEntries(buffer: ByteBuffer): Map<String, ByteArray> {
-    val end = (buffer.limit() - 22 downTo maxOf(0, buffer.limit() - 22 - 0xFFFF)).firstOrNull { buffer.getInt(it) == END_OF_CENTRAL_DIRECTORY } ?: return emptyMap()
+    val end =
+        (buffer.limit() - 22 downTo maxOf(0, buffer.limit() - 22 - 0xFFFF)).firstOrNull { buffer.getInt(it) == END_OF_CENTRAL_DIRECTORY }
+            ?: return emptyMap()
     var entry = buffer.getInt(end + 16)
     val files = mutableMapOf<String, ByteArray>()
     repeat(buffer.getShort(end + 10).toInt() and 0xFFFF) {

@@ -1,8 +1,8 @@
 package com.portraitsdk.demo.core
 
+import java.io.File
 import org.json.JSONArray
 import org.json.JSONObject
-import java.io.File
 
 /** The repository's folders the tests read, passed by the build as system properties (see app/build.gradle.kts). */
 object Fixtures {

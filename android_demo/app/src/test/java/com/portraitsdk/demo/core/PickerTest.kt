@@ -1,11 +1,11 @@
 package com.portraitsdk.demo.core
 
+import java.io.File
 import org.json.JSONObject
 import org.junit.Assert.assertEquals
 import org.junit.Assert.assertTrue
 import org.junit.Assert.fail
 import org.junit.Test
-import java.io.File
 
 class PickerTest {
     private val someCard = File(Fixtures.releasedModels.first().path.removeSuffix(".tflite") + ".json").readText()

@@ -1,19 +1,14 @@
 package com.portraitsdk.demo.core
 
+import kotlin.math.abs
 import org.junit.Assert.assertEquals
 import org.junit.Test
-import kotlin.math.abs
 
 /** The app's maths against tests/vectors/mobile_logic.json, which the Python runtime computes. */
 class VectorsTest {
     private val vectors = Fixtures.vectors
 
-    private fun assertClose(
-        expected: FloatArray,
-        actual: FloatArray,
-        tolerance: Float,
-        what: String,
-    ) {
+    private fun assertClose(expected: FloatArray, actual: FloatArray, tolerance: Float, what: String) {
         assertEquals("$what: size", expected.size, actual.size)
         val worst = expected.indices.maxOf { abs(expected[it] - actual[it]) }
         assert(worst <= tolerance) { "$what: largest difference $worst > $tolerance" }
@@ -55,7 +50,12 @@ class VectorsTest {
         val ratio = uncertainty.getDouble("ratio").toFloat()
         assertClose(uncertainty.getJSONArray("out").floats(), uncertaintyBlend(p, prev, ratio), 1e-5f, "uncertainty")
         assertClose(ema.getJSONArray("out").floats(), emaBlend(p, prev, ema.getDouble("alpha").toFloat()), 1e-6f, "ema")
-        assertClose(uncertainty.getJSONArray("out").floats(), Smoothing(SmoothingMode.UNCERTAINTY, ratio = ratio).apply(p, prev), 1e-5f, "mode")
+        assertClose(
+            uncertainty.getJSONArray("out").floats(),
+            Smoothing(SmoothingMode.UNCERTAINTY, ratio = ratio).apply(p, prev),
+            1e-5f,
+            "mode"
+        )
         assertEquals(p, Smoothing(SmoothingMode.EMA).apply(p, null))
     }
 
@@ -72,6 +72,7 @@ class VectorsTest {
         val background = pixels.getJSONArray("background").ints().toPixels()
         assertEquals(expected("composite"), composite(frame, background, alpha).toList())
         assertEquals(expected("matte"), matte(alpha).toList())
+        assertEquals(expected("gradient"), gradientBackground(alpha.width, alpha.height).toList())
     }
 
     @Test
