@@ -1,0 +1,9 @@
+// STUB for compiling the demo here (Google's Maven is out of reach): signatures copied from MediaPipe Tasks
+// 0.10.x's public Java API, bodies throw. The app's Gradle build uses the real com.google.mediapipe:tasks-vision.
+package com.google.mediapipe.framework.image;
+
+public final class ByteBufferExtractor {
+  private ByteBufferExtractor() {}
+
+  public static java.nio.ByteBuffer extract(MPImage image) { throw new UnsupportedOperationException("stub"); }
+}

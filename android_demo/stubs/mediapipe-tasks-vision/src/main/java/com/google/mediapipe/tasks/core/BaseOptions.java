@@ -1,0 +1,17 @@
+// STUB for compiling the demo here (Google's Maven is out of reach): signatures copied from MediaPipe Tasks
+// 0.10.x's public Java API, bodies throw. The app's Gradle build uses the real com.google.mediapipe:tasks-vision.
+package com.google.mediapipe.tasks.core;
+
+public abstract class BaseOptions {
+  public static Builder builder() { throw new UnsupportedOperationException("stub"); }
+
+  public abstract static class Builder {
+    public abstract Builder setModelAssetPath(String value);
+
+    public abstract Builder setModelAssetBuffer(java.nio.ByteBuffer value);
+
+    public abstract Builder setDelegate(Delegate delegate);
+
+    public final BaseOptions build() { throw new UnsupportedOperationException("stub"); }
+  }
+}
