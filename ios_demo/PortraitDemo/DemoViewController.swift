@@ -96,8 +96,8 @@ final class DemoViewController: UIViewController {
             case .imageSegmenter: engine = try MediaPipeEngine(modelPath: path, card: card, smoothing: smoothing, onResult: show)
             case .interpreter: engine = try InterpreterEngine(modelPath: path, card: card, smoothing: smoothing, onResult: show)
             }
-            let description = engine?.description ?? ""
-            DispatchQueue.main.async { self.stats.text = description }
+            let name = engine?.engineName ?? ""
+            DispatchQueue.main.async { self.stats.text = name }
         } catch {
             DispatchQueue.main.async { self.message.text = "\((path as NSString).lastPathComponent) failed to load: \(error)" }
         }

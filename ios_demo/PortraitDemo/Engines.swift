@@ -12,13 +12,13 @@ struct Segmentation {
 
 /// Runs one model on upright frames; created, fed and released on the view controller's one serial queue.
 protocol Engine: AnyObject {
-    var description: String { get }
+    var engineName: String { get }
     func submit(_ frame: Frame)
 }
 
 /// MediaPipe Tasks' ImageSegmenter in live-stream mode with confidence masks, GPU delegate first, CPU if it fails.
 final class MediaPipeEngine: NSObject, Engine, ImageSegmenterLiveStreamDelegate {
-    private(set) var description = ""
+    private(set) var engineName = ""
     private var segmenter: ImageSegmenter?
     private let card: ModelCard
     private let smoothing: Smoothing
@@ -43,14 +43,14 @@ final class MediaPipeEngine: NSObject, Engine, ImageSegmenterLiveStreamDelegate 
             do { segmenter = try ImageSegmenter(options: options) } catch { gpuFailure = gpuFailure ?? error }
         }
         guard segmenter != nil else { throw gpuFailure! }
-        description = gpuFailure.map { "MediaPipe CPU (GPU failed: \($0.localizedDescription))" } ?? "MediaPipe GPU"
+        engineName = gpuFailure.map { "MediaPipe CPU (GPU failed: \($0.localizedDescription))" } ?? "MediaPipe GPU"
     }
 
     func submit(_ frame: Frame) {
         let timestamp = Int(Date().timeIntervalSince1970 * 1000)
         let (canvas, box) = card.resize == .letterbox
             ? letterboxCanvas(frame: frame.size, model: PixelSize(width: card.inputWidth, height: card.inputHeight))
-            : (frame.size, Box(top: 0, left: 0, height: frame.size.height, width: frame.size.width))
+            : (canvas: frame.size, box: Box(top: 0, left: 0, height: frame.size.height, width: frame.size.width))
         guard let image = try? MPImage(uiImage: Rendering.padded(frame, canvas: canvas, box: box)) else { return }
         pending[timestamp] = (frame, box, Date())
         try? segmenter?.segmentAsync(image: image, timestampInMilliseconds: timestamp)
@@ -58,7 +58,8 @@ final class MediaPipeEngine: NSObject, Engine, ImageSegmenterLiveStreamDelegate 
 
     func imageSegmenter(_ imageSegmenter: ImageSegmenter, didFinishSegmentation result: ImageSegmenterResult?,
                         timestampInMilliseconds: Int, error: Error?) {
-        guard let (frame, box, started) = pending.removeValue(forKey: timestampInMilliseconds) else { return }
+        guard let entry = pending.removeValue(forKey: timestampInMilliseconds) else { return }
+        let (frame, box, started) = entry
         pending = pending.filter { $0.key > timestampInMilliseconds }
         guard let masks = result?.confidenceMasks, !masks.isEmpty else { return }
         let mask = masks[masks.count > 1 ? card.foregroundChannel : 0]
@@ -75,7 +76,7 @@ final class MediaPipeEngine: NSObject, Engine, ImageSegmenterLiveStreamDelegate 
 /// A model with a previous-mask input channel on TensorFlow Lite's Interpreter (CPU): channel 4 is the previous
 /// smoothed mask at the model's resolution, output 0 is read as probabilities.
 final class InterpreterEngine: Engine {
-    let description = "TensorFlow Lite Interpreter CPU (mask fed back)"
+    let engineName = "TensorFlow Lite Interpreter CPU (mask fed back)"
     private let interpreter: Interpreter
     private let card: ModelCard
     private let smoothing: Smoothing

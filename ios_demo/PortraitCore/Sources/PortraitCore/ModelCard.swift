@@ -64,11 +64,11 @@ public func parseCard(_ json: Data) throws -> ModelCard {
     let resize = try text(card, "input.resize")
     guard let mode = ResizeMode(rawValue: resize) else { throw CardError(description: "input.resize \(resize) is unknown") }
     guard let labels = try value(card, "output.labels") as? [String] else { throw CardError(description: "output.labels is not a list of text") }
-    return ModelCard(
-        name: try text(card, "name"), task: try text(card, "task"), precision: try text(card, "precision"),
-        inputHeight: try int(card, "input.height"), inputWidth: try int(card, "input.width"),
-        inputChannels: try int(card, "input.channels"), colorOrder: try text(card, "input.color_order"),
-        mean: try numbers(card, "input.mean"), std: try numbers(card, "input.std"), resize: mode,
-        outputKind: try text(card, "output.kind"), labels: labels,
-        foregroundChannel: try int(card, "output.foreground_channel"))
+    return try ModelCard(
+        name: text(card, "name"), task: text(card, "task"), precision: text(card, "precision"),
+        inputHeight: int(card, "input.height"), inputWidth: int(card, "input.width"),
+        inputChannels: int(card, "input.channels"), colorOrder: text(card, "input.color_order"),
+        mean: numbers(card, "input.mean"), std: numbers(card, "input.std"), resize: mode,
+        outputKind: text(card, "output.kind"), labels: labels,
+        foregroundChannel: int(card, "output.foreground_channel"))
 }

@@ -7,7 +7,7 @@ public enum SmoothingMode { case none, uncertainty, ema }
 public func uncertaintyBlend(_ p: [Float], _ prev: [Float], ratio: Float = 0.9, eps: Float = 1e-3) -> [Float] {
     precondition(p.count == prev.count, "masks of \(p.count) and \(prev.count) values")
     let ln2 = logf(2)
-    return zip(p, prev).map { x, last in
+    return zip(p, prev).map { (x: Float, last: Float) -> Float in
         let entropy = -(x * logf(x + eps) + (1 - x) * logf(1 - x + eps)) / ln2
         var u = min(max(1 - entropy, 0), 1)
         u *= 2 - u

@@ -21,9 +21,9 @@ private struct Bytes {
         return Int(data[at])
     }
 
-    func u16(_ at: Int) throws -> Int { try u8(at) | try u8(at + 1) << 8 }
+    func u16(_ at: Int) throws -> Int { try u8(at) | u8(at + 1) << 8 }
 
-    func i32(_ at: Int) throws -> Int { Int(Int32(truncatingIfNeeded: try u16(at) | try u16(at + 2) << 16)) }
+    func i32(_ at: Int) throws -> Int { Int(Int32(truncatingIfNeeded: try u16(at) | u16(at + 2) << 16)) }
 
     func slice(_ at: Int, _ count: Int) throws -> [UInt8] {
         guard at >= 0, count >= 0, at + count <= data.count else { throw ModelFileError(description: "truncated zip entry") }
@@ -37,33 +37,35 @@ private struct Table {
     let position: Int
 
     private func field(_ index: Int) throws -> Int {
-        let vtable = position - (try bytes.i32(position))
+        let vtable = try position - bytes.i32(position)
         let entry = 4 + 2 * index
-        return entry < (try bytes.u16(vtable)) ? try bytes.u16(vtable + entry) : 0
+        guard try entry < bytes.u16(vtable) else { return 0 }
+        return try bytes.u16(vtable + entry)
     }
 
     private func vector(_ index: Int) throws -> (start: Int, count: Int)? {
         let offset = try field(index)
         guard offset != 0 else { return nil }
-        let start = position + offset + (try bytes.i32(position + offset))
-        return (start + 4, try bytes.i32(start))
+        let start = try position + offset + bytes.i32(position + offset)
+        return try (start + 4, bytes.i32(start))
     }
 
     func byte(_ index: Int) throws -> Int {
         let offset = try field(index)
-        return offset == 0 ? 0 : try bytes.u8(position + offset)
+        guard offset != 0 else { return 0 }
+        return try bytes.u8(position + offset)
     }
 
     func ints(_ index: Int) throws -> [Int] {
-        guard let (start, count) = try vector(index) else { return [] }
-        return try (0..<count).map { try bytes.i32(start + 4 * $0) }
+        guard let vector = try vector(index) else { return [] }
+        return try (0..<vector.count).map { try bytes.i32(vector.start + 4 * $0) }
     }
 
     func tables(_ index: Int) throws -> [Table] {
-        guard let (start, count) = try vector(index) else { return [] }
-        return try (0..<count).map { i in
-            let at = start + 4 * i
-            return Table(bytes: bytes, position: at + (try bytes.i32(at)))
+        guard let vector = try vector(index) else { return [] }
+        return try (0..<vector.count).map { i in
+            let at = vector.start + 4 * i
+            return try Table(bytes: bytes, position: at + bytes.i32(at))
         }
     }
 }
@@ -104,17 +106,18 @@ private func storedZipEntries(_ bytes: Bytes) throws -> [String: Data] {
         .first(where: { try bytes.i32($0) == 0x0605_4b50 }) else { return [:] }
     var entry = try bytes.i32(end + 16)
     var files: [String: Data] = [:]
-    for _ in 0..<(try bytes.u16(end + 10)) {
+    let entries = try bytes.u16(end + 10)
+    for _ in 0..<entries {
         guard try bytes.i32(entry) == 0x0201_4b50 else { break }
         let count = try bytes.i32(entry + 24)
         let nameLength = try bytes.u16(entry + 28)
         let name = String(decoding: try bytes.slice(entry + 46, nameLength), as: UTF8.self)
         if try bytes.u16(entry + 10) == 0 {
             let local = try bytes.i32(entry + 42)
-            let start = local + 30 + (try bytes.u16(local + 26)) + (try bytes.u16(local + 28))
+            let start = try local + 30 + bytes.u16(local + 26) + bytes.u16(local + 28)
             files[name] = Data(try bytes.slice(start, count))
         }
-        entry += 46 + nameLength + (try bytes.u16(entry + 30)) + (try bytes.u16(entry + 32))
+        entry += try 46 + nameLength + bytes.u16(entry + 30) + bytes.u16(entry + 32)
     }
     return files
 }
