@@ -86,7 +86,7 @@ def create_app(config: ServeConfig = ServeConfig()) -> FastAPI:
 
     async def handle(request: Request, work: Callable[[dict[str, FormPart]], Response | dict]):
         """Read and parse the upload here, then run ``work`` on the form in the thread pool."""
-        body = await read_body(request, config.limits.max_bytes)
+        body = await read_body(request, config.limits)
         form = parse_form(body, request.headers.get("content-type", ""))
         return await run_in_threadpool(work, form)
 

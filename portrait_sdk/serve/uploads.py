@@ -9,6 +9,7 @@ and a message that says what to send instead.
 
 from __future__ import annotations
 
+import asyncio
 import email.message
 import email.parser
 import email.policy
@@ -29,13 +30,15 @@ IMAGE_PART_TYPES = ("image/", "application/octet-stream")
 
 @dataclass(frozen=True)
 class UploadLimits:
-    """What one request may carry: the whole body in bytes, and each image's width x height."""
+    """What one request may carry: the whole body in bytes, each image's width x height, and the seconds the body
+    may take to arrive (a stalled or trickling upload, slow-loris style, is answered 408 instead of held open)."""
 
     max_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 4096 * 4096
+    body_timeout_s: float = 60.0
 
     def __post_init__(self):
-        if self.max_bytes < 1 or self.max_pixels < 1:
+        if self.max_bytes < 1 or self.max_pixels < 1 or not self.body_timeout_s > 0:
             raise ValueError(f"upload limits must be positive, got {self}")
 
 
@@ -45,17 +48,24 @@ class FormPart:
     data: bytes
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The request body, refused (413) as soon as it is known to exceed ``max_bytes``."""
+async def read_body(request: Request, limits: UploadLimits) -> bytes:
+    """The request body, refused (413) as soon as it is known to exceed ``limits.max_bytes``, or (408) when it has
+    not arrived whole within ``limits.body_timeout_s``."""
+    max_bytes = limits.max_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise HTTPException(413, f"upload of {int(declared)} bytes exceeds the limit of {max_bytes} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise HTTPException(413, f"upload exceeds the limit of {max_bytes} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(limits.body_timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise HTTPException(413, f"upload exceeds the limit of {max_bytes} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise HTTPException(408, f"the upload did not arrive within {limits.body_timeout_s:g} s "
+                                 f"({size} bytes received)") from None
     return b"".join(chunks)
 
 
