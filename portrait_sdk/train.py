@@ -9,7 +9,8 @@ Layout of a run directory::
     curves.png          loss and validation-metric curves
     logs/               TensorBoard scalars
 
-Resuming (``resume=True``) restores the newest checkpoint: model and optimizer state, the global step, and the
+Resuming (``resume=True``) restores the newest readable checkpoint (one cut short by a crash is skipped with a
+warning, and the one before it used): model and optimizer state, the global step, and the
 trainer's history, which lives *inside* the checkpoint (a string variable) so the two can never disagree. The
 data stream is a pure function of (seed, epoch, index), so the run continues with exactly the batches it would
 have seen. Training runs under a ``tf.distribute`` strategy: the default one on one device, MirroredStrategy over
@@ -22,6 +23,7 @@ import json
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -49,6 +51,18 @@ def atomic_write(path: Path, write) -> None:
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     write(tmp)
     os.replace(tmp, path)
+
+
+def checkpoint_problem(path: str) -> str | None:
+    """Why the checkpoint ``path`` (a ``ckpt-N`` prefix) cannot be restored, or None: every tensor is read back,
+    so a truncated or corrupt data file shows here rather than half-way through a restore."""
+    try:
+        reader = tf.train.load_checkpoint(path)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except (tf.errors.OpError, ValueError, IndexError) as error:  # IndexError: "Read less bytes than requested"
+        return f"{type(error).__name__}: {str(error).strip().splitlines()[0]}"
+    return None
 
 
 def is_better(value: float, best: float | None, mode: str) -> bool:
@@ -188,10 +202,19 @@ class Trainer:
         self.state.assign(json.dumps({"history": self.history, "best": self.best}))
 
     def _restore(self) -> int:
-        latest = self.manager.latest_checkpoint
-        if latest is None:
+        """Restore the newest readable checkpoint (0 when there is none); an unreadable newer one is skipped with a
+        warning, so a checkpoint cut short by a crash or a full disk costs the steps since the one before it."""
+        if not self.manager.checkpoints:
             return 0
-        self.checkpoint.restore(latest)
+        for path in reversed(self.manager.checkpoints):
+            problem = checkpoint_problem(path)
+            if problem is None:
+                break
+            warnings.warn(f"{path}: unreadable checkpoint ({problem}); resuming from the one before it", stacklevel=2)
+        else:
+            raise RuntimeError(f"{self.run_dir / 'checkpoints'}: no readable checkpoint to resume from; remove the "
+                               "folder to start over")
+        self.checkpoint.restore(path)
         state = json.loads(self.state.numpy().decode())
         self.history, self.best = state.get("history", []), state.get("best")
         return int(self.step.numpy())

@@ -1,5 +1,11 @@
 """Tiny inputs for the reliability runs: a one-convolution ``.tflite`` model with its card (no metadata), a toy
-dataset and a recipe that trains on it in seconds. Building the model and training need the ``train`` extra."""
+architecture, a toy dataset and a recipe that trains on it. Building the model and training need the ``train``
+extra.
+
+The toy architecture (``TOY``: conv + batch norm + PReLU, a pooled branch, a 1-channel mask head) stands in for the
+zoo in the killed trainings: what they check (checkpoints, resume) does not depend on the architecture, and the
+zoo's graphs take minutes to trace on a loaded 2-core machine, this one seconds. A child process registers it
+first with ``CLI_WITH_TOY``."""
 
 from __future__ import annotations
 
@@ -11,9 +17,13 @@ import numpy as np
 from portrait_sdk.model_card import InputSpec, ModelCard, OutputSpec, card_path
 
 MODEL_SIZE = 32
+TOY = "reliability_toy"
+CLI_WITH_TOY = ("import sys; from portrait_sdk.reliability.fixtures import register_toy; register_toy(); "
+                "from portrait_sdk.cli import main; sys.exit(main(sys.argv[1:]))")
+"""``python -c CLI_WITH_TOY train ...``: the ``portrait-sdk`` command with the toy architecture registered."""
 TOY_RECIPE = """\
 [model]
-name = "extremec3net"
+name = "{model}"
 input_size = [32, 32]
 
 [data]
@@ -53,8 +63,31 @@ def tiny_model(folder: Path, name: str = "tiny_portrait") -> Path:
     return path
 
 
-def toy_recipe(folder: Path, epochs: int, steps_per_epoch: int, checkpoint_every: int, count: int = 8) -> Path:
-    """A toy dataset (discs on noise, generic images/ + masks/ folders) and a recipe training on it."""
+def build_toy(input_shape, training_heads: bool = False):
+    from portrait_sdk.keras_env import keras
+
+    layers = keras.layers
+    image = keras.Input(shape=input_shape, name="image")
+    x = layers.Conv2D(8, 3, padding="same", use_bias=False, name="conv")(image)
+    x = layers.PReLU(shared_axes=[1, 2], name="prelu")(layers.BatchNormalization(momentum=0.5, name="conv_bn")(x))
+    half = layers.Conv2D(8, 3, padding="same", activation="relu", name="half")(layers.AveragePooling2D(2)(x))
+    x = layers.Concatenate()([x, layers.UpSampling2D(2, interpolation="bilinear")(half)])
+    mask = layers.Conv2D(1, 1, name="mask")(x)
+    return keras.Model(image, {"mask": mask} if training_heads else mask, name=TOY)
+
+
+def register_toy() -> None:
+    """``TOY`` joins the model registry for the rest of the process (once)."""
+    from portrait_sdk.models import registry
+
+    if TOY not in registry.list_models():
+        registry.register(registry.ModelSpec(name=TOY, task="portrait", builder=build_toy, description="reliability "
+                                             "runs' toy model", default_input_size=(32, 32), output_stride=2))
+
+
+def toy_recipe(folder: Path, epochs: int, steps_per_epoch: int, checkpoint_every: int, count: int = 8,
+               model: str = TOY) -> Path:
+    """A toy dataset (discs on noise, generic images/ + masks/ folders) and a recipe training ``model`` on it."""
     rng = np.random.default_rng(0)
     for split in ("train", "val"):
         for sub in ("images", "masks"):
@@ -67,6 +100,6 @@ def toy_recipe(folder: Path, epochs: int, steps_per_epoch: int, checkpoint_every
             cv2.imwrite(str(folder / "toy" / split / "images" / f"{i:03d}.png"), image)
             cv2.imwrite(str(folder / "toy" / split / "masks" / f"{i:03d}.png"), mask)
     path = folder / "toy.toml"
-    path.write_text(TOY_RECIPE.format(root=folder, epochs=epochs, steps_per_epoch=steps_per_epoch,
+    path.write_text(TOY_RECIPE.format(model=model, root=folder, epochs=epochs, steps_per_epoch=steps_per_epoch,
                                       checkpoint_every=checkpoint_every))
     return path
