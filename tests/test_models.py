@@ -71,6 +71,7 @@ def test_training_heads_include_the_inference_mask(name):
     model = build_model(name, training_heads=True)
     assert isinstance(model.output, dict) and "mask" in model.output, name
     assert len(model.output) >= 2, f"{name}: training_heads=True should add at least one training head"
-    # PyTorch's batch-norm momentum: Keras' 0.99 lags so far in short trainings that inference fails
+    # PyTorch's batch-norm momentum: Keras' 0.99 lags so far in short trainings that inference fails. The hair
+    # segmenter is MediaPipe's graph with batch norm folded into its convs (weights imported from the file): none.
     momenta = {layer.momentum for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)}
-    assert momenta == {0.9}, f"{name}: batch-norm momenta {momenta}"
+    assert momenta == (set() if name == "hair_segmenter" else {0.9}), f"{name}: batch-norm momenta {momenta}"
