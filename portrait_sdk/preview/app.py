@@ -233,9 +233,13 @@ def run_headless(pipeline: Pipeline, source: Source, output: Path, max_frames: i
         except KeyboardInterrupt:
             pass
         if last is None:
-            raise ValueError(f"{source.name}: no frame could be decoded")
+            raise ValueError(f"{source.name}: no frame could be decoded"
+                             + (f" ({source.problem})" if source.problem else ""))
     if writer is None:
         write_image(output, last)
+    elif writer.resized:
+        print(f"warning: {writer.resized} frame(s) of another size were resized to {writer.size[0]}x"
+              f"{writer.size[1]}, the size of the first (a video file has one frame size)", file=sys.stderr)
     return stats
 
 
@@ -314,10 +318,14 @@ def run(args: argparse.Namespace) -> int:
         preview = Preview(args)
         if not args.headless:
             run_window(preview, source)
-            return 0
-        stats = run_headless(preview.pipeline, source, args.output, args.frames)
+        else:
+            stats = run_headless(preview.pipeline, source, args.output, args.frames)
     finally:
         source.close()
+    if source.problem:  # the stream ended early or had gaps: what was done is kept, and said
+        print(f"warning: {source.problem}", file=sys.stderr)
+    if not args.headless:
+        return 0
     print(f"wrote {args.output}: {stats.frames} frame(s) from {source.name} with "
           f"{preview.pipeline.segmenter.card.name}, {stats.fps():.1f} FPS; {format_stages(stats.mean_ms())}")
     return 0

@@ -22,6 +22,9 @@ from portrait_sdk.runtime import Segmenter
 
 STAGES = ("decode", "pre-process", "inference", "post-process", "effect")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+CAMERA_REOPEN_TRIES = 3  # a camera that stops delivering frames is reopened this often before the stream ends
+CAMERA_REOPEN_WAIT_S = 0.5
+FILE_SKIP_TRIES = 25  # unreadable frames of a file skipped in a row before the stream ends early
 
 
 class NoCameraError(RuntimeError):
@@ -38,17 +41,29 @@ class Source(Protocol):
 
     def close(self) -> None: ...
 
+    @property
+    def problem(self) -> str | None:
+        """Why the stream ended early or had gaps (a truncated file, a camera unplugged), or None."""
+
 
 class VideoSource:
-    """Frames of a camera or a video file through ``cv2.VideoCapture``."""
+    """Frames of a camera or a video file through ``cv2.VideoCapture``.
+
+    Faults end the stream with a ``problem`` instead of an exception, so the frames done so far are kept: a camera
+    that stops delivering frames (unplugged) is reopened up to CAMERA_REOPEN_TRIES times; a file's unreadable frames
+    are skipped (up to FILE_SKIP_TRIES in a row), and a file that ends before its declared frame count is reported.
+    """
 
     still = False
 
-    def __init__(self, capture: cv2.VideoCapture, name: str):
-        self._capture, self.name = capture, name
+    def __init__(self, capture: cv2.VideoCapture, name: str, camera: int | None = None):
+        self._capture, self.name, self._camera = capture, name, camera
         self._first: np.ndarray | None = None  # a camera's frame read while checking that it works
         fps = capture.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 1 <= fps <= 240 else 30.0  # cameras often report 0
+        self._declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if camera is None else 0
+        self.frames, self.skipped, self.reopened = 0, 0, 0
+        self._ended: str | None = None
 
     @classmethod
     def camera(cls, index: int = 0) -> "VideoSource":
@@ -57,7 +72,7 @@ class VideoSource:
         capture = cv2.VideoCapture(index)
         if not capture.isOpened():
             raise NoCameraError(f"no camera at index {index} (OpenCV cannot open it): {hint}")
-        source = cls(capture, f"camera {index}")
+        source = cls(capture, f"camera {index}", camera=index)
         first = source.read()
         if first is None:
             capture.release()
@@ -76,11 +91,53 @@ class VideoSource:
         return cls(capture, path.name)
 
     def read(self) -> np.ndarray | None:
-        if self._first is not None:
+        if self._first is not None:  # counted when it was read
             frame, self._first = self._first, None
             return frame
+        frame = self._next()
+        self.frames += frame is not None
+        return frame
+
+    def _next(self) -> np.ndarray | None:
         ok, frame = self._capture.read()
-        return frame if ok else None
+        if ok:
+            return frame
+        if self._camera is not None:
+            return self._reopen()
+        misses = 1
+        while misses <= FILE_SKIP_TRIES and self.frames + self.skipped + misses < self._declared:
+            ok, frame = self._capture.read()
+            if ok:
+                self.skipped += misses
+                return frame
+            misses += 1
+        if self.frames + self.skipped < self._declared:
+            self._ended = (f"{self.name}: the video ended after {self.frames} of its {self._declared} frames "
+                           "(truncated or corrupt file?)")
+        return None
+
+    def _reopen(self) -> np.ndarray | None:
+        """The camera stopped delivering frames: open it again (it may come back), else end with a problem."""
+        for _ in range(CAMERA_REOPEN_TRIES):
+            self._capture.release()
+            time.sleep(CAMERA_REOPEN_WAIT_S)
+            self._capture = cv2.VideoCapture(self._camera)
+            ok, frame = self._capture.read() if self._capture.isOpened() else (False, None)
+            if ok:
+                self.reopened += 1
+                return frame
+        self._ended = (f"{self.name} stopped delivering frames after {self.frames} frame(s) and did not come back "
+                       f"after {CAMERA_REOPEN_TRIES} tries to reopen it (unplugged or taken by another program?)")
+        return None
+
+    @property
+    def problem(self) -> str | None:
+        notes = [self._ended] if self._ended else []
+        if self.skipped and not self._ended:
+            notes.append(f"{self.name}: skipped {self.skipped} unreadable frame(s)")
+        if self.reopened:
+            notes.append(f"{self.name}: reopened {self.reopened} time(s) after it stopped delivering frames")
+        return "; ".join(notes) or None
 
     def close(self) -> None:
         self._capture.release()
@@ -109,6 +166,8 @@ class ImageSource:
 
     def close(self) -> None:
         self._done = True
+
+    problem = None
 
 
 @dataclass
@@ -211,9 +270,15 @@ class VideoWriter:
         self.path = Path(path)
         self._tmp = self.path.with_name(f".{self.path.stem}.tmp{self.path.suffix}")
         self._fps, self._writer = fps, None
+        self.size: tuple[int, int] | None = None  # (width, height), from the first frame
+        self.resized = 0  # frames of another size, resized to ``size`` (a video file has one frame size)
 
     def write(self, rgb: np.ndarray) -> None:
+        if self.size is not None and (rgb.shape[1], rgb.shape[0]) != self.size:
+            rgb = cv2.resize(rgb, self.size, interpolation=cv2.INTER_AREA)
+            self.resized += 1
         if self._writer is None:
+            self.size = (rgb.shape[1], rgb.shape[0])
             fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() == ".mp4" else "MJPG"))
             self._writer = cv2.VideoWriter(str(self._tmp), fourcc, self._fps, (rgb.shape[1], rgb.shape[0]))
             if not self._writer.isOpened():

@@ -37,10 +37,11 @@ class FuzzResult:
     """Outcomes of one fuzz run: ``cases`` (one dict per case: name, kind, outcome, detail, seconds)."""
 
     cases: list[dict]
+    ok_outcomes: tuple[str, ...] = OK_OUTCOMES
 
     @property
     def failures(self) -> list[dict]:
-        return [case for case in self.cases if case["outcome"] not in OK_OUTCOMES]
+        return [case for case in self.cases if case["outcome"] not in self.ok_outcomes]
 
     def by_kind(self) -> dict[str, Counter]:
         table: dict[str, Counter] = {}
