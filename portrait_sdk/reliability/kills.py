@@ -6,7 +6,7 @@ After every kill each checkpoint on disk must read back whole, and its optimizer
 global step (the optimizer state travelled with the weights). Every resume must start at the newest checkpoint's
 step, read from the progress bar the resumed process draws first; the steps lost by a kill are the steps the killed
 process had finished (its last progress line) minus that step. The finished run must hold one history record per
-epoch. ``corrupt_latest`` truncates the newest checkpoint's data file once, and the resume must warn and start at
+epoch. ``corrupt_after`` truncates the newest checkpoint's data file once, and the resume must warn and start at
 the checkpoint before it. ``kill_exports`` does the same to ``portrait-sdk export``: no partial ``.tflite`` or card
 may ever appear under its final name.
 """
@@ -47,12 +47,12 @@ class KillRun:
         return [k["lost"] for k in self.kills if k.get("lost") is not None]
 
 
-def _train_command(recipe: Path, run_dir: Path, resume: bool) -> list[str]:
+def train_command(recipe: Path, run_dir: Path, resume: bool) -> list[str]:
     return [sys.executable, "-c", CLI_WITH_TOY, "train", str(recipe), "--output", str(run_dir),
             *(["--resume"] if resume else [])]
 
 
-def _steps(text: str, steps_per_epoch: int) -> list[int]:
+def progress_steps(text: str, steps_per_epoch: int) -> list[int]:
     """Global steps shown by the progress bars in ``text`` (tqdm redraws with carriage returns)."""
     return [(int(epoch) - 1) * steps_per_epoch + int(done) for epoch, done, _ in PROGRESS.findall(text)]
 
@@ -129,14 +129,15 @@ def _run_until_killed(command: list[str], log: Path, moment: str, delay_s: float
 def kill_trainings(recipe: Path, run_dir: Path, kills: int, steps_per_epoch: int, seed: int = 0,
                    corrupt_after: int | None = None, deadline_s: float = 900) -> KillRun:
     """Kill and resume the training of ``recipe`` into ``run_dir`` ``kills`` times, then let it finish; see the
-    module docstring. ``corrupt_after``: truncate the newest checkpoint after that many kills."""
+    module docstring. ``corrupt_after``: truncate the newest checkpoint after that many kills (or the first kill
+    after it that leaves two checkpoints)."""
     rng = np.random.default_rng(seed)
     result, began = KillRun(), time.perf_counter()
     logs = run_dir.parent / f"{run_dir.name}-logs"
     logs.mkdir(parents=True, exist_ok=True)
     expected_start, corrupted = 0, set()
     for index in range(kills + 1):
-        command, log = _train_command(recipe, run_dir, resume=index > 0), logs / f"run-{index:02d}.log"
+        command, log = train_command(recipe, run_dir, resume=index > 0), logs / f"run-{index:02d}.log"
         if index == kills:
             with log.open("w") as out:
                 subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, timeout=deadline_s, check=False)
@@ -145,7 +146,7 @@ def kill_trainings(recipe: Path, run_dir: Path, kills: int, steps_per_epoch: int
             killed = _run_until_killed(command, log, "checkpoint" if rng.random() < 0.5 else "step",
                                        float(rng.uniform(0.0, 3.0)), deadline_s)
         text = log.read_text(errors="replace")
-        shown = _steps(text, steps_per_epoch)
+        shown = progress_steps(text, steps_per_epoch)
         corrupt = result.corrupt_resume
         if index > 0:
             want = corrupt["expected_step"] if corrupt and corrupt["run"] == index else expected_start
@@ -165,9 +166,9 @@ def kill_trainings(recipe: Path, run_dir: Path, kills: int, steps_per_epoch: int
         result.kills.append({"run": index, "moment": killed, "reached": reached, "checkpoint": newest,
                              "lost": None if reached is None else max(0, reached - newest)})
         expected_start = newest
-        if corrupt_after is not None and index + 1 == corrupt_after:
-            result.corrupt_resume = _truncate_newest(run_dir, index + 1)
-            corrupted.add(result.corrupt_resume.get("path"))
+        if corrupt_after is not None and index + 1 >= corrupt_after and result.corrupt_resume is None:
+            result.corrupt_resume = truncate_newest(run_dir, index + 1)  # None until there are two checkpoints
+            corrupted.add(result.corrupt_resume and result.corrupt_resume["path"])
     metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
     epochs = [record["epoch"] for record in metrics.get("history", [])]
     if not epochs or epochs != list(range(1, len(epochs) + 1)):
@@ -176,13 +177,13 @@ def kill_trainings(recipe: Path, run_dir: Path, kills: int, steps_per_epoch: int
     return result
 
 
-def _truncate_newest(run_dir: Path, next_run: int) -> dict:
+def truncate_newest(run_dir: Path, next_run: int) -> dict | None:
     """Cut the newest checkpoint's data file in half; the next resume must fall back to the one before it."""
     from portrait_sdk.keras_env import tf
 
     paths = _checkpoints(run_dir)
     if len(paths) < 2:
-        return {"run": None, "path": None, "expected_step": None}
+        return None
     data = sorted(Path(paths[-1]).parent.glob(Path(paths[-1]).name + ".data-*"))[0]
     data.write_bytes(data.read_bytes()[:data.stat().st_size // 2])
     previous = int(tf.train.load_checkpoint(paths[-2]).get_tensor(STEP))
