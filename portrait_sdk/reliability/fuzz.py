@@ -307,7 +307,11 @@ def _model_case(kind: str, rng: np.random.Generator, model: bytes, card: dict) -
         return model, text[:int(rng.integers(0, len(text) - 1))]
     if kind == "card field of the wrong type":
         keys = CARD_FIELDS[int(rng.integers(0, len(CARD_FIELDS)))]
-        return model, _set(card, keys, JUNK_VALUES[int(rng.integers(0, len(JUNK_VALUES)))])
+        original = card
+        for key in keys:
+            original = original[key]
+        junk = [value for value in JUNK_VALUES if type(value) is not type(original)]  # 0 is no lie of type for 1
+        return model, _set(card, keys, junk[int(rng.integers(0, len(junk)))])
     raise ValueError(f"unknown model fuzz kind {kind!r}")
 
 
