@@ -14,7 +14,6 @@ may ever appear under its final name.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -191,8 +190,9 @@ def truncate_newest(run_dir: Path, next_run: int) -> dict | None:
 
 
 def kill_exports(weights: Path, out_dir: Path, kills: int, seed: int = 0, deadline_s: float = 600) -> dict:
-    """SIGKILL ``portrait-sdk export WEIGHTS --precision float32`` at random moments ``kills`` times; after each,
-    every ``.tflite`` / ``.json`` under its final name must be complete (the model opens with the runtime)."""
+    """SIGKILL ``portrait-sdk export WEIGHTS --precision float32`` ``kills`` times: half at a random moment of its
+    run, half as soon as one of its temp files appears (while it writes its results); after each, a ``.tflite`` or
+    card under its final name must be complete (the model opens with the runtime)."""
     from portrait_sdk.runtime import Segmenter
 
     rng = np.random.default_rng(seed)
@@ -204,18 +204,25 @@ def kill_exports(weights: Path, out_dir: Path, kills: int, seed: int = 0, deadli
     if reference.returncode != 0:
         raise RuntimeError(f"export failed: {reference.stderr[-2000:]}")
     full_s = time.monotonic() - began
-    for path in out_dir.iterdir():
-        path.unlink()
-    results = {"kills": 0, "complete": 0, "absent": 0, "partial": [], "temp_left": 0, "export_s": full_s}
-    for _ in range(kills):
+    results = {"kills": 0, "during_write": 0, "finished": 0, "complete": 0, "absent": 0, "partial": [],
+               "temp_left": 0, "export_s": full_s}
+    for index in range(kills):
+        for path in out_dir.iterdir():
+            path.unlink()
+        at_write = index % 2 == 1
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(float(rng.uniform(0.3, 1.0)) * full_s)
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            results["kills"] += 1
-        process.wait()
-        model, card = out_dir / "killed_fp32.tflite", out_dir / "killed_fp32.json"
-        if model.exists() or card.exists():
+        kill_at, deadline = time.monotonic() + float(rng.uniform(0.2, 1.0)) * full_s, time.monotonic() + deadline_s
+        while process.poll() is None and time.monotonic() < deadline:
+            writing = any(p.name.startswith(".") for p in out_dir.iterdir())
+            if (at_write and writing) or (not at_write and time.monotonic() >= kill_at):
+                process.send_signal(signal.SIGKILL)
+                results["kills"] += 1
+                results["during_write"] += writing
+                break
+            time.sleep(0.0005 if at_write else 0.01)
+        results["finished"] += process.wait() == 0
+        model = out_dir / "killed_fp32.tflite"
+        if model.exists() or model.with_suffix(".json").exists():
             try:
                 Segmenter.from_file(model)
                 results["complete"] += 1
@@ -224,6 +231,4 @@ def kill_exports(weights: Path, out_dir: Path, kills: int, seed: int = 0, deadli
         else:
             results["absent"] += 1
         results["temp_left"] += sum(1 for p in out_dir.iterdir() if p.name.startswith("."))
-        for path in out_dir.iterdir():
-            path.unlink()
     return results

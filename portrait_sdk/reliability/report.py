@@ -84,12 +84,15 @@ def _kills(figures: dict) -> str:
 def _exports(figures: dict) -> str:
     if "error" in figures:
         return f"## Killed exports\n\nNot run: {figures['error']}\n"
-    return ("## Killed exports\n\n`portrait-sdk export` (float32, a toy model) SIGKILLed at a random moment of its "
-            f"run (an uninterrupted export took {figures['export_s']:.1f} s). `{COMMAND} --sections exports` "
-            f"({figures['wall_s']} s).\n\n- kills: **{figures['kills']}**; afterwards the `.tflite` + card pair was "
-            f"absent {figures['absent']} times, complete (opens with the runtime) {figures['complete']} times, "
-            f"partial **{len(figures['partial'])}** times\n- hidden temp files left by the killed process: "
-            f"{figures['temp_left']} (never under the final names; `export.write_files` renames them into place)\n")
+    return ("## Killed exports\n\n`portrait-sdk export` (float32, the toy model) SIGKILLed, half the times at a random "
+            "moment of its run, half as soon as one of its temp files appeared (an uninterrupted export took "
+            f"{figures['export_s']:.1f} s). `{COMMAND} --sections exports` ({figures['wall_s']} s). `portrait-sdk "
+            "release` writes through the same `export.write_files` (temp files renamed into place).\n\n"
+            f"- kills: **{figures['kills']}** ({figures['during_write']} while a temp file was being written; "
+            f"{figures['finished']} runs finished before the kill came)\n- afterwards the `.tflite` + card under "
+            f"their final names were absent {figures['absent']} times, complete (the model opens with the runtime) "
+            f"{figures['complete']} times, partial **{len(figures['partial'])}** times\n- hidden temp files left "
+            f"by a killed process: {figures['temp_left']} (never under the final names)\n")
 
 
 def _service(figures: dict) -> str:

@@ -10,6 +10,7 @@ import json
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -115,7 +116,7 @@ def schemathesis_run(service: Service, max_examples: int, phases: str = "example
                      seed: int = 0, timeout_s: float = 600) -> dict:
     """schemathesis over every operation of /openapi.json with the ``not_a_server_error`` check; returns the
     exit code, the number of test cases with their response statuses, and the summary lines."""
-    with_report = Path(f"/tmp/schemathesis-{uuid.uuid4().hex}.ndjson")
+    with_report = Path(tempfile.gettempdir()) / f"schemathesis-{uuid.uuid4().hex}.ndjson"
     command = [sys.executable, "-m", "schemathesis.cli", "run", f"{service.url}/openapi.json",
                "--checks", "not_a_server_error", "--max-examples", str(max_examples), "--phases", phases, "--seed", str(seed),
                "--request-timeout", "30", "--report", "ndjson", "--report-ndjson-path", str(with_report),
@@ -130,7 +131,7 @@ def schemathesis_run(service: Service, max_examples: int, phases: str = "example
                 status = str(interaction)
                 statuses[status] = statuses.get(status, 0) + 1
         with_report.unlink()
-    summary = [line for line in result.stdout.splitlines() if line.strip()][-12:]
+    summary = [line for line in result.stdout.splitlines() if line.strip() and str(with_report) not in line][-12:]
     return {"returncode": result.returncode, "cases": cases, "statuses": dict(sorted(statuses.items())),
             "summary": summary}
 
