@@ -8,7 +8,8 @@ import math
 
 import numpy as np
 import pytest
-from test_train import RECIPE, make_toy_dataset
+from test_train import RECIPE, make_toy_dataset, toy_registered  # noqa: F401 (a fixture)
+from toy_model import NAME
 
 from portrait_sdk.models import build_model, get_spec, list_models
 
@@ -47,61 +48,26 @@ def test_unquantized_layers_names_a_layer_left_float():
 
 
 @pytest.fixture()
-def recipe_path(tmp_path):
-    """test_train's toy recipe: ExtremeC3Net at 32x32 on discs."""
+def recipe_path(tmp_path, toy_registered):
+    """test_train's toy recipe (tests/toy_model.py at 32x32 on discs), 4 epochs at a learning rate that fits it."""
     make_toy_dataset(tmp_path)
     path = tmp_path / "toy.toml"
-    path.write_text(RECIPE.format(root=tmp_path))
+    text = RECIPE.format(root=tmp_path)
+    path.write_text(text.replace("epochs = 2", "epochs = 4").replace("learning_rate = 1e-3", "learning_rate = 1e-2"))
     return path
 
 
-def build_toy(input_shape, training_heads: bool = False):
-    """A few layers of each kind QAT treats specially (conv + batch norm, PReLU, batch norm after a concat,
-    bilinear upsampling) and a training head; it learns the toy task in a few steps (fast batch-norm momentum)."""
-    from portrait_sdk.keras_env import keras
-
-    layers = keras.layers
-
-    def conv_bn(x, name):
-        x = layers.Conv2D(8, 3, padding="same", use_bias=False, name=name)(x)
-        return layers.BatchNormalization(momentum=0.5, name=f"{name}_bn")(x)
-
-    image = keras.Input(shape=input_shape, name="image")
-    full = layers.PReLU(shared_axes=[1, 2], name="full_prelu")(conv_bn(image, "full"))
-    half = layers.ReLU(name="half_relu")(conv_bn(layers.AveragePooling2D(2, name="pool")(full), "half"))
-    x = layers.Concatenate(name="concat")([full, layers.UpSampling2D(2, interpolation="bilinear", name="up")(half)])
-    x = layers.BatchNormalization(momentum=0.5, name="concat_bn")(x)
-    mask = layers.Conv2D(1, 1, name="mask")(layers.PReLU(shared_axes=[1, 2], name="concat_prelu")(x))
-    if not training_heads:
-        return keras.Model(image, mask, name="toy_qat")
-    return keras.Model(image, {"mask": mask, "coarse": layers.Conv2D(1, 1, name="coarse")(half)}, name="toy_qat")
-
-
-@pytest.fixture()
-def toy_recipe_path(recipe_path, monkeypatch):
-    """The toy recipe on ``build_toy``, registered for this test only, with a learning rate that fits it."""
-    from portrait_sdk.models import registry
-
-    spec = registry.ModelSpec(name="toy_qat", task="portrait", builder=build_toy, description="QAT test model",
-                              default_input_size=SIZE, output_stride=2)
-    monkeypatch.setitem(registry._REGISTRY, spec.name, spec)
-    text = recipe_path.read_text().replace('"extremec3net"', '"toy_qat"')
-    recipe_path.write_text(text.replace("epochs = 2", "epochs = 4").replace("learning_rate = 1e-3",
-                                                                           "learning_rate = 1e-2"))
-    return recipe_path
-
-
-def test_run_qat_keeps_the_metric_and_writes_report_and_model(toy_recipe_path, tmp_path):
+def test_run_qat_keeps_the_metric_and_writes_report_and_model(recipe_path, tmp_path):
     from portrait_sdk.quantize import QAT_MODEL_FILE, REPORT_FILE, load_qat_model, run_qat, unquantized_layers
     from portrait_sdk.recipe import load_recipe
     from portrait_sdk.train import Trainer
 
-    Trainer(load_recipe(toy_recipe_path), tmp_path / "float", progress=False).fit()
-    report = run_qat(toy_recipe_path, tmp_path / "float" / "best.keras", tmp_path / "qat", epochs=2,
+    Trainer(load_recipe(recipe_path), tmp_path / "float", progress=False).fit()
+    report = run_qat(recipe_path, tmp_path / "float" / "best.keras", tmp_path / "qat", epochs=2,
                      learning_rate=1e-3, progress=False)
 
     assert report == json.loads((tmp_path / "qat" / REPORT_FILE).read_text())
-    assert report["model"] == "toy_qat" and report["metric"] == "iou" and report["qat_epoch"] in (1, 2)
+    assert report["model"] == NAME and report["metric"] == "iou" and report["qat_epoch"] in (1, 2)
     assert report["float"]["iou"] > 0.5, "the float model should have learnt the toy task"
     assert report["qat"]["iou"] >= report["float"]["iou"] - 0.05, report
     assert report["qat_model"] == QAT_MODEL_FILE
@@ -119,20 +85,18 @@ def test_qat_command_names_missing_weights(recipe_path, tmp_path, capsys):
 
 @pytest.mark.parametrize("name", ["sinet", "hair_segmenter"])  # the most unusual layers; conversion is slow
 def test_qat_model_converts_to_int8_on_gpu_ops(name):
-    """As the exporter's "qat_int8" converts: a concrete function, default optimizations, float in and out."""
+    """Converted as the exporter converts "qat_int8" (``export.to_tflite``: the frozen-graph path; the converter's
+    default SavedModel round trip spent minutes saving the QAT model's Keras layers), float in and out."""
     from ai_edge_litert.interpreter import Interpreter
 
+    from portrait_sdk.export import to_tflite
     from portrait_sdk.gpu_ops import gpu_incompatibilities
-    from portrait_sdk.keras_env import tf
     from portrait_sdk.quantize import float_ops, quantize_for_training
 
     model = build_model(name, input_size=small_size(name))
     qat = quantize_for_training(model)
     shape = (1, *model.input_shape[1:])
-    function = tf.function(lambda x: qat(x, training=False)).get_concrete_function(tf.TensorSpec(shape, tf.float32))
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], qat)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    tflite = converter.convert()
+    tflite = to_tflite(qat, "qat_int8")
 
     assert gpu_incompatibilities(tflite) == []
     assert float_ops(tflite) == []

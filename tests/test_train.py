@@ -13,12 +13,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from toy_model import NAME, toy_spec
 
 from portrait_sdk.recipe import RecipeError, load_recipe
 
+TESTS = Path(__file__).resolve().parent
+# A child process (the command line, MirroredStrategy) registers the toy architecture before anything else.
+WITH_TOY = f"import sys; sys.path.insert(0, {str(TESTS)!r}); from toy_model import register_toy; register_toy()\n"
+
 RECIPE = """
 [model]
-name = "extremec3net"
+name = "toy"
 input_size = [32, 32]
 
 [data]
@@ -57,7 +62,15 @@ def make_toy_dataset(root: Path, count: int = 8) -> None:
 
 
 @pytest.fixture()
-def recipe_path(tmp_path) -> Path:
+def toy_registered(monkeypatch):
+    from portrait_sdk.models import registry
+
+    monkeypatch.setitem(registry._REGISTRY, NAME, toy_spec())
+
+
+@pytest.fixture()
+def recipe_path(tmp_path, toy_registered) -> Path:
+    """The toy model (tests/toy_model.py) at 32x32 on discs, 2 epochs of 3 steps."""
     make_toy_dataset(tmp_path)
     path = tmp_path / "toy.toml"
     path.write_text(RECIPE.format(root=tmp_path))
@@ -154,7 +167,8 @@ def test_sigkill_mid_training_then_resume_from_the_command_line(recipe_path):
     text = recipe_path.read_text().replace("epochs = 2", "epochs = 40").replace("checkpoint_every = 2",
                                                                               "checkpoint_every = 1")
     recipe_path.write_text(text)
-    command = [sys.executable, "-m", "portrait_sdk", "train", str(recipe_path), "--output", str(run_dir), "--quiet"]
+    command = [sys.executable, "-c", WITH_TOY + "from portrait_sdk.cli import main; sys.exit(main())", "train",
+               str(recipe_path), "--output", str(run_dir), "--quiet"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline and not list((run_dir / "checkpoints").glob("ckpt-*.index")):
@@ -174,7 +188,7 @@ def test_sigkill_mid_training_then_resume_from_the_command_line(recipe_path):
     assert "best epoch" in result.stdout
 
 
-MIRRORED = textwrap.dedent("""
+MIRRORED = WITH_TOY + textwrap.dedent("""
     import json, sys
     from portrait_sdk.keras_env import tf
     cpu = tf.config.list_physical_devices("CPU")[0]
