@@ -60,8 +60,8 @@ class GpuReport:
     ``unsupported`` holds LiteRT's own lines, ``"OP: reason. node"``; ``max_abs_diff`` (over all outputs) and
     ``output_scale`` (the largest |CPU output|, to judge the difference by: untrained models can output ~1e-6) are
     NaN when the GPU refused the model. ``precision`` ("float" or "int8", see ``file_precision``) picks the
-    ``tolerance`` rule unless the caller gave one. ``partition`` is LiteRT's "N operations will run on the GPU, ..." line;
-    ``gpu_seconds`` the child's wall time (start, shader compilation, one run).
+    ``tolerance`` rule unless the caller gave one. ``partition`` is LiteRT's "N operations will run on the GPU, ..."
+    line; ``gpu_seconds`` the child's wall time (start, shader compilation, one run).
     """
 
     path: str

@@ -2,9 +2,9 @@
 
 A few layers of each kind QAT treats specially (conv + batch norm, PReLU, batch norm after a concat, bilinear
 upsampling) and a "coarse" training head, as ExtremeC3Net has; it learns the toy discs in a few steps (fast
-batch-norm momentum). Its batch norm is synchronised across replicas, as the zoo's (``blocks.batch_norm``). What those tests check (exact resume, MirroredStrategy parity, QAT keeping the metric) does
-not depend on the architecture, and the zoo's graphs take minutes to trace on a loaded 2-core machine; this one
-takes seconds.
+batch-norm momentum). Its batch norm is synchronised across replicas, as the zoo's (``blocks.batch_norm``). What
+those tests check (exact resume, MirroredStrategy parity, QAT keeping the metric) does not depend on the
+architecture, and the zoo's graphs take minutes to trace on a loaded 2-core machine; this one takes seconds.
 """
 
 from __future__ import annotations
