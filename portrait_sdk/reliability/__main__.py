@@ -48,13 +48,16 @@ def run_section(name: str, work: Path, budget: dict) -> dict:
         n = budget["streams_per_kind"] * len(FILE_KINDS + CAMERA_KINDS)
         return _fuzz_figures(fuzz_streams(n, seed, work / "streams", model))
     if name == "kills":
+        from portrait_sdk.reliability import kills
         from portrait_sdk.reliability.kills import kill_trainings
 
-        recipe = fixtures.toy_recipe(work / "kills", epochs=100, steps_per_epoch=3, checkpoint_every=2)
+        recipe = fixtures.toy_recipe(work / "kills", epochs=60, steps_per_epoch=3, checkpoint_every=2)
         result = kill_trainings(recipe, work / "kills" / "run", budget["kills"], steps_per_epoch=3, seed=seed,
                                 corrupt_after=budget["corrupt_after"], deadline_s=1800)
         return {"kills": result.kills, "problems": result.problems, "corrupt_resume": result.corrupt_resume,
-                "seconds": result.seconds, "lost": result.lost, "recipe": "100 epochs x 3 steps, checkpoint_every 2"}
+                "stale_entries": result.stale_entries,
+                "temp_folders_left": len(kills.temp_folders(work / "kills" / "run")),
+                "seconds": result.seconds, "lost": result.lost, "recipe": "60 epochs x 3 steps, checkpoint_every 2"}
     if name == "exports":
         from portrait_sdk.reliability.kills import kill_exports, train_command
 

@@ -39,6 +39,7 @@ class KillRun:
     kills: list[dict] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     corrupt_resume: dict | None = None
+    stale_entries: int = 0  # checkpoint-state entries whose files were already deleted (see ``_inspect``)
     seconds: float = 0.0
 
     @property
@@ -64,17 +65,24 @@ def _checkpoints(run_dir: Path) -> list[str]:
                                                                  state.read_text())]
 
 
-def _inspect(run_dir: Path, ignore: set) -> tuple[int, list[str]]:
-    """(the newest checkpoint's step, problems): every listed checkpoint (but those in ``ignore``, truncated on
-    purpose) must read back, with the optimizer's iterations equal to the global step."""
+def _inspect(run_dir: Path, truncated: set) -> tuple[int, list[str], int]:
+    """(the newest readable checkpoint's step, problems, stale entries). Every listed checkpoint must read back, with
+    the optimizer's iterations equal to the global step, except one in ``truncated`` (spoilt on purpose, until a
+    save replaces it) and a stale entry: CheckpointManager records its state before and again after deleting the
+    oldest checkpoint, so a kill in between leaves an older entry whose files are gone (harmless: resume takes the
+    newest readable one)."""
     from portrait_sdk.keras_env import tf
     from portrait_sdk.train import checkpoint_problem
 
-    newest, problems = 0, []
-    for path in _checkpoints(run_dir):
-        if path in ignore:
-            continue
+    newest, problems, stale = 0, [], 0
+    paths = _checkpoints(run_dir)
+    for index, path in enumerate(paths):
         problem = checkpoint_problem(path)
+        if problem and path in truncated:
+            continue
+        if problem and index < len(paths) - 1 and not Path(path + ".index").exists():
+            stale += 1
+            continue
         if problem:
             problems.append(f"{path}: {problem}")
             continue
@@ -86,12 +94,13 @@ def _inspect(run_dir: Path, ignore: set) -> tuple[int, list[str]]:
         if not any(name.startswith("optimizer/_variables/") for name in names):
             problems.append(f"{path}: no optimizer slot variables (Adam moments) saved")
         newest = max(newest, step)
-    return newest, problems
+    return newest, problems, stale
 
 
-def _in_checkpoint_write(run_dir: Path) -> bool:
+def temp_folders(run_dir: Path) -> set[str]:
+    """TensorFlow's ``ckpt-N_temp`` folders: one appears while a checkpoint is written (a killed write leaves it)."""
     folder = run_dir / "checkpoints"
-    return folder.is_dir() and any("_temp" in p.name for p in folder.iterdir())
+    return {p.name for p in folder.iterdir() if "_temp" in p.name} if folder.is_dir() else set()
 
 
 def _run_until_killed(command: list[str], log: Path, moment: str, delay_s: float, deadline_s: float) -> str | None:
@@ -100,6 +109,11 @@ def _run_until_killed(command: list[str], log: Path, moment: str, delay_s: float
     was killed ("during a checkpoint write" when the write's temp folder was still there, else "between
     checkpoints"), or None when it finished on its own first."""
     run_dir = Path(command[command.index("--output") + 1])
+    left = temp_folders(run_dir)  # by earlier killed writes
+
+    def writing() -> bool:
+        return bool(temp_folders(run_dir) - left)
+
     with log.open("w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     started, deadline = None, time.monotonic() + deadline_s
@@ -110,11 +124,10 @@ def _run_until_killed(command: list[str], log: Path, moment: str, delay_s: float
                 started = time.monotonic()
             if started is not None:
                 waited = time.monotonic() - started
-                if waited >= delay_s and (moment != "checkpoint" or _in_checkpoint_write(run_dir)
-                                          or waited > delay_s + 10):
+                if waited >= delay_s and (moment != "checkpoint" or writing() or waited > delay_s + 10):
                     process.send_signal(signal.SIGKILL)
                     process.wait()
-                    return "during a checkpoint write" if _in_checkpoint_write(run_dir) else "between checkpoints"
+                    return "during a checkpoint write" if writing() else "between checkpoints"
             time.sleep(POLL_S)
         if process.poll() is None:
             raise TimeoutError(f"{' '.join(command)} ran past {deadline_s:g} s (log: {log})")
@@ -155,8 +168,9 @@ def kill_trainings(recipe: Path, run_dir: Path, kills: int, steps_per_epoch: int
                 corrupt.update(resumed_step=shown[0] if shown else None, warned="unreadable checkpoint" in text)
                 if not corrupt["warned"]:
                     result.problems.append(f"run {index}: no warning about the truncated checkpoint ({log})")
-        newest, problems = _inspect(run_dir, ignore=corrupted)
+        newest, problems, stale = _inspect(run_dir, truncated=corrupted)
         result.problems += problems
+        result.stale_entries += stale
         if killed is None:  # finished
             if "best epoch" not in text:
                 result.problems.append(f"run {index} did not finish ({log}): {text[-500:]}")

@@ -21,8 +21,8 @@ FINDINGS = (
     ("kills", "A truncated checkpoint data file made `--resume` die with `IndexError: Read less bytes than "
      "requested`.", "Resume reads each checkpoint back first and skips an unreadable newest one with a warning "
      "(`train.checkpoint_problem`); the one before it is kept (`max_to_keep=2`)."),
-    ("service", "A request body that stalls or trickles in (slow loris) held its connection open for ever: uvicorn "
-     "has no body timeout.", "The body must arrive within `--body-timeout` (default 60 s), else 408 JSON."),
+    ("service", "A request body that stalls or trickles in (slow loris) held its connection open with no answer "
+     "(none after 20 s when tried by hand): uvicorn has no body timeout.", "The body must arrive within `--body-timeout` (default 60 s), else 408 JSON."),
     ("streams", "A camera that stopped delivering frames ended the preview silently; frames of another size were "
      "dropped silently by `cv2.VideoWriter`; a truncated file ended without a word.", "The camera is reopened "
      "(3 tries), else the stream ends with a warning and the output kept; other-size frames are resized into the "
@@ -77,7 +77,12 @@ def _kills(figures: dict) -> str:
         "".join(f"\n  - {p}" for p in figures["problems"][:10]) + "\n"
         f"- newest checkpoint truncated on purpose (after kill {corrupt.get('run')}): the resume warned "
         f"**{corrupt.get('warned')}**, started at step **{corrupt.get('resumed_step')}** (the checkpoint before it: "
-        f"{corrupt.get('expected_step')})\n\n" + _table(rows, ["run", "killed", "step reached", "newest checkpoint",
+        f"{corrupt.get('expected_step')})\n"
+        f"- left behind, harmless: {figures['temp_folders_left']} `ckpt-N_temp` folders of killed writes "
+        "(TensorFlow does not remove them; nothing reads them), and "
+        f"{figures['stale_entries']} times a state-file entry of an already deleted older checkpoint "
+        "(`CheckpointManager` records its state before and after deleting the oldest; resume takes the newest "
+        "readable one)\n\n" + _table(rows, ["run", "killed", "step reached", "newest checkpoint",
                                                               "steps lost"]) + "\n")
 
 
