@@ -59,9 +59,6 @@ PRECISIONS: dict[str, Precision] = {p.name: p for p in (
 
 INFERENCE_HEADS = ("mask", "instance", "direction")  # kept, in this order; other dict outputs are training-only
 LINEAR_HEADS = frozenset({"direction"})  # a vector field, not a probability: no activation appended
-FOREGROUND = {"portrait": "person", "matting": "foreground", "hair": "hair", "nails": "nail"}
-RESIZE = {"portrait": "letterbox", "matting": "stretch", "hair": "letterbox", "nails": "letterbox"}  # as the
-# validation data (portrait_sdk.data.pipeline): matting stretches as MMNet, the other tasks letterbox
 CARD_FIELDS = ("description", "version", "author", "license", "training_data", "metrics")  # given by the caller
 LATENCY_KEY = "cpu_2_threads"  # median ms of ``measure_latency`` (ai-edge-litert, XNNPACK, 2 threads)
 LATENCY_THREADS = 2
@@ -281,14 +278,14 @@ def make_card(model: "keras.Model", architecture: str, name: str, precision: str
     _, height, width, channels = model.input_shape
     mask = model.output["mask"] if isinstance(model.output, dict) else model.output
     classes = int(mask.shape[-1])
-    foreground = FOREGROUND[spec.task]
+    foreground = spec.foreground
     labels = (foreground,) if classes == 1 else ("background", foreground,
                                                   *(f"class_{i}" for i in range(2, classes)))
     output = OutputSpec(kind="sigmoid" if classes == 1 else "softmax", labels=labels,
                         foreground_channel=0 if classes == 1 else 1)
     fields.setdefault("description", spec.description)
     return ModelCard(name=name, architecture=spec.name, task=spec.task, precision=precision,
-                     input=InputSpec(height=height, width=width, channels=channels, resize=RESIZE[spec.task]),
+                     input=InputSpec(height=height, width=width, channels=channels, resize=spec.resize_mode),
                      output=output, **fields)
 
 

@@ -86,14 +86,19 @@ class SegmentationObjective(Objective):
     Options: ``criterion`` ("ce" or "lovasz"), ``boundary_kernel`` (band size at full resolution, 0 for none; the
     auxiliary heads use it scaled to their resolution, at least 3, as ExtremeC3Net's 15 / 5), ``hard_pixels``
     (CE only: keep this fraction of the hardest pixels per image, the nail segmenter's loss max-pooling; 0 for
-    all pixels).
+    all pixels), ``soft_targets`` (CE only: the label's soft values, e.g. a teacher's alpha, are the target
+    probabilities instead of being thresholded at 0.5).
     """
 
     defaults = {"mask": 1.0, "boundary": 0.5, "aux": 0.4}
 
-    def __init__(self, weights=None, criterion: str = "ce", boundary_kernel: int = 0, hard_pixels: float = 0.0):
+    def __init__(self, weights=None, criterion: str = "ce", boundary_kernel: int = 0, hard_pixels: float = 0.0,
+                 soft_targets: bool = False):
         if criterion not in ("ce", "lovasz"):
             raise ValueError(f"criterion must be 'ce' or 'lovasz', got {criterion!r}")
+        if soft_targets and (criterion != "ce" or hard_pixels):
+            raise ValueError("soft_targets needs criterion 'ce' without hard_pixels")
+        self.soft_targets = soft_targets
         if hard_pixels and criterion != "ce":
             raise ValueError("hard_pixels (loss max-pooling) needs criterion 'ce'")
         super().__init__(weights)
@@ -104,8 +109,9 @@ class SegmentationObjective(Objective):
         self.boundary_kernel = boundary_kernel
 
     def _head_terms(self, soft_labels, logits, full_width):
-        labels = hard_labels(resize_labels(soft_labels, logits))
-        loss = self.criterion(labels, logits)
+        resized = resize_labels(soft_labels, logits)
+        labels = hard_labels(resized)
+        loss = self.criterion(resized if self.soft_targets else labels, logits)
         boundary = tf.constant(0.0)
         if self.boundary_kernel:
             kernel = max(3, round(self.boundary_kernel * logits.shape[2] / full_width) | 1)

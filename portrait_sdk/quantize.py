@@ -11,7 +11,8 @@ architectures use (it would refuse the model); ``LAYER_CONFIGS`` covers them the
 - ``BatchNormalization`` that does not follow a conv (after a concatenation, an addition or an upsampling):
   the converter turns it into an int8 MUL (+ ADD), so its output gets its own range;
 - ``Multiply``, ``Subtract``, ``Minimum`` (SINet's SE scale and information-blocking gate): output quantized;
-- SINet's ``ChannelSlice``: nothing to quantize, a slice keeps its input's int8 values and scale.
+- SINet's ``ChannelSlice``: nothing to quantize, a slice keeps its input's int8 values and scale;
+- the selfie model's ``HardSwish``: output quantized (HARD_SWISH is its own int8 kernel).
 
 ``unquantized_layers`` checks a QAT model for layers whose output would reach the int8 graph without a range;
 ``float_ops`` checks a converted file for ops left in float. Both are empty for all six architectures
@@ -44,6 +45,7 @@ import tensorflow_model_optimization as tfmot  # noqa: E402
 from tensorflow_model_optimization.python.core.quantization.keras import quantize_layer  # noqa: E402
 
 from portrait_sdk.models import build_model  # noqa: E402
+from portrait_sdk.models.selfie import HardSwish  # noqa: E402
 from portrait_sdk.models.sinet import ChannelSlice  # noqa: E402
 from portrait_sdk.recipe import Recipe, load_recipe  # noqa: E402
 from portrait_sdk.train import Trainer, atomic_write  # noqa: E402
@@ -93,6 +95,7 @@ LAYER_CONFIGS: dict[type, bool] = {
     layers.Subtract: True,
     layers.Minimum: True,
     ChannelSlice: False,
+    HardSwish: True,  # the selfie model's activation: HARD_SWISH is an int8 kernel with its own output range
 }
 
 

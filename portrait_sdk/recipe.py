@@ -37,6 +37,17 @@ class ModelConfig:
     input_size: list[int]
     input_channels: int = 0  # 0: the architecture's default
     options: dict = field(default_factory=dict)
+    # warm start from a published .tflite (portrait_sdk.tflite_weights, by the architecture's mapping): absolute,
+    # relative to the recipe, or relative to the shared folder (the data root's parent), e.g.
+    # "baselines/selfie_segmentation.tflite"
+    pretrained: str = ""
+
+    def pretrained_path(self, recipe_path: Path, root: str = "") -> Path:
+        path = Path(self.pretrained)
+        if path.is_absolute():
+            return path
+        beside = recipe_path.parent / path
+        return beside if beside.exists() else data_root(root or None).parent / path
 
 
 @dataclass(frozen=True)
@@ -44,10 +55,16 @@ class DataConfig:
     train: str  # folder under the data root (or absolute)
     val: str
     root: str = ""  # empty: $PORTRAIT_SDK_DATA or ../shared/datasets
+    # more training folders appended to train, e.g. a teacher's pseudo-labels (`portrait-sdk pseudolabel`):
+    # absolute, relative to the recipe, or under the data root
+    extra_train: list[str] = field(default_factory=list)
     val_filter: dict = field(default_factory=dict)  # e.g. {label_source = "teacher"}
     oversample: dict = field(default_factory=dict)  # e.g. {source = "vikram", times = 4}: rare samples x times
     mode: str = "segmentation"  # segmentation | consistency | matting | video
-    backgrounds: str = ""  # folder of background photos (matting compositing)
+    backgrounds: str = ""  # folder of background photos (matting: background swap; others: see composite)
+    composite: dict = field(default_factory=dict)  # CompositeConfig: {p, negative_p, scale} (needs backgrounds)
+    augment: dict = field(default_factory=dict)  # DeformConfig overrides, e.g. {angle = [-15, 15]}
+    prior: dict = field(default_factory=dict)  # video mode's PriorConfig, e.g. {kinds = [["empty", 0.6], ...]}
     skip_bad: bool = False  # drop unreadable / inconsistent samples with a warning instead of failing
     limit_train: int = 0  # use only the first N training samples (0: all)
     limit_val: int = 0
@@ -55,6 +72,14 @@ class DataConfig:
     def path(self, split: str) -> Path:
         folder = Path(getattr(self, split))
         return folder if folder.is_absolute() else data_root(self.root or None) / folder
+
+    def extra_paths(self, recipe_path: Path) -> list[Path]:
+        paths = []
+        for folder in map(Path, self.extra_train):
+            beside = recipe_path.parent / folder
+            paths.append(folder if folder.is_absolute() else beside if beside.exists()
+                         else data_root(self.root or None) / folder)
+        return paths
 
 
 @dataclass(frozen=True)
@@ -78,6 +103,9 @@ class TrainConfig:
     metric_mode: str = "max"  # max | min
     steps_per_epoch: int = 0  # 0: one pass over the training set
     init_weights: str = ""  # warm start from a .keras / .weights.h5 file (relative to the recipe)
+    # After training, try the weight-space blends (1 - a) * start + a * best for these a (WiSE-FT, Wortsman et al.
+    # 2022) and keep the best on val: a fine-tuned warm start gains the new data without forgetting the old.
+    wise_ft: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

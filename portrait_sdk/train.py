@@ -34,7 +34,8 @@ from portrait_sdk.keras_env import keras, tf
 from portrait_sdk.metrics import MattingMeter, SegmentationMeter
 from portrait_sdk.models import build_model, get_spec
 from portrait_sdk.objectives import make_objective
-from portrait_sdk.recipe import Recipe
+from portrait_sdk.data import augment
+from portrait_sdk.recipe import Recipe, RecipeError
 
 
 def default_strategy() -> tf.distribute.Strategy:
@@ -83,6 +84,7 @@ class Trainer:
         self.progress = progress
         self.spec = get_spec(recipe.model.name)
         self.objective = make_objective(recipe.loss.objective, recipe.loss.weights, **recipe.loss.options)
+        self.augment_config = self._augment_config()
         self.train_data, self.val_data = self._open_datasets()  # checked before any graph is built
         cfg = recipe.train
         self.steps_per_epoch = cfg.steps_per_epoch or max(1, len(self.train_data) // cfg.batch_size)
@@ -90,6 +92,7 @@ class Trainer:
         keras.utils.set_random_seed(cfg.seed)  # same seed, same initial weights: runs are reproducible
         with self.strategy.scope():
             self.base_model = self._build_model()
+            self.start_weights = self.base_model.get_weights()  # the warm start, for [train] wise_ft
             self.model = model_transform(self.base_model) if model_transform else self.base_model
             self.optimizer = self._build_optimizer()
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
@@ -108,6 +111,9 @@ class Trainer:
         if data.val_filter:
             val = val.filter(**data.val_filter)
         train, val = (readers.validate(ds, skip_bad=data.skip_bad).dataset for ds in (train, val))
+        for path in data.extra_paths(self.recipe.path):
+            extra = readers.validate(readers.open_dataset(path), skip_bad=data.skip_bad).dataset
+            train = train.subset(train.samples + extra.samples, f"{train.name}+{extra.name}")
         if data.oversample:
             match = {key: value for key, value in data.oversample.items() if key != "times"}
             train = train.oversample(data.oversample["times"], **match)
@@ -116,6 +122,23 @@ class Trainer:
         if data.limit_val:
             val = val.subset(val.samples[:data.limit_val], f"{val.name}[:{data.limit_val}]")
         return train, val
+
+    def _augment_config(self) -> pipeline.AugmentConfig:
+        """The recipe's augmentation: the model's resize mode (stretch or letterbox) for every view, validation
+        included, plus the ``[data] augment``, ``composite`` and ``prior`` overrides."""
+        data = self.recipe.data
+
+        def tuples(table: dict) -> dict:  # TOML arrays -> the configs' tuples (nested: the prior's kinds)
+            return {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+                    for k, v in table.items()}
+
+        fit = "stretch" if self.spec.resize_mode == "stretch" else "pad"
+        try:
+            return pipeline.AugmentConfig(deform=augment.DeformConfig(**{"fit": fit, **tuples(data.augment)}),
+                                          composite=augment.CompositeConfig(**tuples(data.composite)),
+                                          prior=augment.PriorConfig(**tuples(data.prior)))
+        except (TypeError, ValueError) as error:
+            raise RecipeError(f"{self.recipe.path}: [data] augment / composite / prior: {error}") from None
 
     def _build_model(self):
         cfg = self.recipe.model
@@ -132,7 +155,26 @@ class Trainer:
                         targets[layer.name].set_weights(layer.get_weights())
             else:
                 model.load_weights(path, skip_mismatch=True, by_name=True)
+        elif cfg.pretrained:
+            self._import_pretrained(model)
         return model
+
+    def _import_pretrained(self, model) -> None:
+        """``[model] pretrained``: weights from a published .tflite by the architecture's mapping; batch norm the
+        file had folded is re-estimated on training images (``tflite_weights.reestimate_batch_norm``)."""
+        from portrait_sdk.tflite_weights import load_into, reestimate_batch_norm
+
+        cfg = self.recipe.model
+        if self.spec.pretrained_layers is None:
+            raise RecipeError(f"{self.recipe.path}: [model] pretrained: {cfg.name} has no mapping from a .tflite "
+                              "file's layers")
+        path = cfg.pretrained_path(self.recipe.path, self.recipe.data.root)
+        folded = load_into(model, path, self.spec.pretrained_layers(model))
+        if folded:
+            batches = (features["image"] for features, _ in self._dataset(training=False).take(32))
+            reestimate_batch_norm(model, folded, batches)
+        if self.progress:
+            print(f"imported {path.name} ({len(folded)} batch norms re-estimated)", flush=True)
 
     def _build_optimizer(self):
         cfg = self.recipe.train
@@ -151,7 +193,7 @@ class Trainer:
             self.train_data if training else self.val_data, size=tuple(self.recipe.model.input_size),
             batch_size=cfg.batch_size if training else 1, training=training, seed=cfg.seed,
             mode=data.mode if training or data.mode in ("video", "matting") else "segmentation",
-            backgrounds=self._backgrounds() if training and data.mode == "matting" else None,
+            backgrounds=self._backgrounds() if training else None, config=self.augment_config,
             boundary_width=4 if training and self.recipe.loss.objective == "portraitnet" else None,
             start=start_step * cfg.batch_size if training else 0)
 
@@ -270,11 +312,36 @@ class Trainer:
             if self.progress:
                 print(f"epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in record.items()
                                                          if k.startswith("val_") or k == "train_loss"), flush=True)
+        if cfg.wise_ft and self.best is not None and "wise_ft" not in self.best:
+            self._blend_with_start(cfg.wise_ft)
         return self.best or {}
+
+    def _blend_with_start(self, alphas) -> None:
+        """``[train] wise_ft``: validate (1 - a) * start + a * best for each a; a better blend replaces
+        best.keras, and ``best["wise_ft"]`` records a (every blend's metrics go into metrics.json)."""
+        cfg = self.recipe.train
+        best = keras.models.load_model(self.run_dir / "best.keras", compile=False).get_weights()
+        if len(best) != len(self.start_weights) or self.model is not self.base_model:
+            raise ValueError("wise_ft blends a float model with its warm start; the trained model has other weights")
+        self.blends, chosen = [], best
+        for alpha in alphas:
+            blend = [(1 - alpha) * s + alpha * b for s, b in zip(self.start_weights, best)]
+            self.model.set_weights(blend)
+            record = {"alpha": alpha, **{f"val_{k}": v for k, v in self.evaluate().items()}}
+            self.blends.append(record)
+            if self.progress:
+                print(f"wise_ft a={alpha}: val_{cfg.metric}={record[f'val_{cfg.metric}']:.4g}", flush=True)
+            if is_better(record[f"val_{cfg.metric}"], self.best[f"val_{cfg.metric}"], cfg.metric_mode):
+                self.best, chosen = {**self.best, **record, "wise_ft": alpha}, blend
+                atomic_write(self.run_dir / "best.keras", self.model.save)
+        self.best.setdefault("wise_ft", 1.0)
+        self.model.set_weights(chosen)
+        self._save_state()
+        self._write_reports()
 
     def _write_reports(self):
         report = {"recipe": self.recipe.path.name, "model": self.recipe.model.name, "metric": self.recipe.train.metric,
-                  "best": self.best, "history": self.history}
+                  "best": self.best, "history": self.history, "wise_ft": getattr(self, "blends", [])}
         atomic_write(self.run_dir / "metrics.json", lambda p: p.write_text(json.dumps(report, indent=2)))
         atomic_write(self.run_dir / "curves.png", lambda p: plot_curves(self.history, self.recipe.train.metric, p))
 

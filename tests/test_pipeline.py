@@ -116,10 +116,23 @@ def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="mode"):
         make_dataset(FakePairs(), size=SIZE, batch_size=2, training=True, mode="depth")
     with pytest.raises(ValueError, match="backgrounds"):
-        make_dataset(FakePairs(), size=SIZE, batch_size=2, training=True, mode="segmentation",
-                     backgrounds=[np.zeros((4, 4, 3), np.uint8)])
+        make_dataset(FakePairs(), size=SIZE, batch_size=2, training=True, mode="segmentation", backgrounds=[])
     with pytest.raises(ValueError, match="empty"):
         make_dataset(FakePairs(n=0), size=SIZE, batch_size=2, training=True)
+
+
+def test_segmentation_backgrounds_give_negatives_and_pastes():
+    from portrait_sdk.data.augment import CompositeConfig
+    from portrait_sdk.data.pipeline import AugmentConfig
+
+    backgrounds = [np.zeros((20, 30, 3), np.uint8)]
+    negatives = make_dataset(FakePairs(), size=SIZE, batch_size=2, training=True, mode="segmentation",
+                             backgrounds=backgrounds, config=AugmentConfig(composite=CompositeConfig(negative_p=1.0)))
+    for _, targets in negatives.take(2):
+        assert float(targets["mask"].numpy().max()) == 0.0
+    plain = make_dataset(FakePairs(), size=SIZE, batch_size=2, training=True, mode="segmentation",
+                         backgrounds=backgrounds)  # composite probabilities default to 0: samples unchanged
+    assert all(float(t["mask"].numpy().max()) > 0 for _, t in plain.take(2))
 
 
 def test_start_resumes_the_stream_exactly_across_an_epoch_boundary():

@@ -48,7 +48,7 @@ def test_names_are_case_and_dash_insensitive():
 
 
 def test_list_models_by_task():
-    assert set(list_models("portrait")) == {"portraitnet", "extremec3net", "sinet"}
+    assert set(list_models("portrait")) == {"portraitnet", "extremec3net", "sinet", "selfie"}
     assert list_models("matting") == ["mmnet"]
 
 

@@ -41,7 +41,7 @@ What is implemented, and where it departs from the sources (MODELS.md §1, §2, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -132,6 +132,27 @@ class MattingAugConfig:
             _check_probability(f"MattingAugConfig.{name}", getattr(self, name))
         if not 0 <= self.max_angle < 90:
             raise ValueError(f"MattingAugConfig.max_angle must be in [0, 90), got {self.max_angle!r}")
+
+
+@dataclass(frozen=True)
+class CompositeConfig:
+    """Background variety and negatives for segmentation (used when the pipeline is given backgrounds).
+
+    With probability ``negative_p`` a sample is a background photo alone with an empty label (people-free scenes
+    must stay empty); with probability ``p`` the labelled foreground is pasted, scaled by U(``scale``) of the
+    image size, at a random position onto a background (small full-body figures, off-centre people). Without
+    either, every training image is a centred head-and-shoulders shape, and the model learns that shape as a prior.
+    """
+
+    p: float = 0.0
+    negative_p: float = 0.0
+    scale: tuple[float, float] = (0.3, 1.0)
+
+    def __post_init__(self) -> None:
+        _check_probability("CompositeConfig.p", self.p)
+        _check_probability("CompositeConfig.negative_p", self.negative_p)
+        _check_probability("CompositeConfig.p + negative_p", self.p + self.negative_p)
+        _check_range("CompositeConfig.scale", self.scale, low=1e-2)
 
 
 @dataclass(frozen=True)
@@ -406,6 +427,43 @@ def composite_on_background(fg_image: np.ndarray, alpha: np.ndarray, background:
     bg = bg[y0:y0 + h, x0:x0 + w].astype(np.float32)
     a = alpha[..., None]
     return np.round(a * fg_image + (1.0 - a) * bg).astype(np.uint8)
+
+
+def _cover(background: np.ndarray, hw: Sequence[int], rng: np.random.Generator) -> np.ndarray:
+    """A random crop of ``background`` scaled to cover ``hw`` (float32)."""
+    h, w = hw
+    bh, bw = background.shape[:2]
+    scale = max(h / bh, w / bw)
+    new_w, new_h = max(w, int(np.ceil(bw * scale))), max(h, int(np.ceil(bh * scale)))
+    bg = cv2.resize(background, (new_w, new_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    y0, x0 = rng.integers(0, new_h - h + 1), rng.integers(0, new_w - w + 1)
+    return bg[y0:y0 + h, x0:x0 + w].astype(np.float32)
+
+
+def background_variety(image: np.ndarray, label: np.ndarray, pick_background: Callable[[int], np.ndarray] | None,
+                       count: int, rng: np.random.Generator,
+                       config: CompositeConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``CompositeConfig``'s negatives and pastes: the pair unchanged, a background with an empty label, or the
+    foreground (label as alpha) scaled and placed at random on a background; sizes are kept.
+    ``pick_background(i)`` loads background ``i`` of ``count`` (RGB uint8), only when one is used."""
+    draw = rng.random()
+    if pick_background is None or not count or draw >= config.negative_p + config.p:
+        return image, label
+    background = _cover(pick_background(int(rng.integers(count))), label.shape, rng)
+    if draw < config.negative_p:
+        return np.round(background).astype(np.uint8), np.zeros_like(label)
+    h, w = label.shape
+    scale = rng.uniform(*config.scale)
+    fh, fw = max(1, round(h * scale)), max(1, round(w * scale))
+    fg = cv2.resize(image, (fw, fh), interpolation=cv2.INTER_AREA).astype(np.float32)
+    alpha = np.clip(cv2.resize(label, (fw, fh), interpolation=cv2.INTER_AREA), 0.0, 1.0)
+    y0, x0 = rng.integers(0, h - fh + 1), rng.integers(0, w - fw + 1)
+    placed = np.zeros_like(label)
+    placed[y0:y0 + fh, x0:x0 + fw] = alpha
+    canvas = background.copy()
+    region = canvas[y0:y0 + fh, x0:x0 + fw]
+    canvas[y0:y0 + fh, x0:x0 + fw] = alpha[..., None] * fg + (1.0 - alpha[..., None]) * region
+    return np.round(canvas).astype(np.uint8), placed
 
 
 def contour_map(label: np.ndarray, width: int = 4, threshold: float = 0.5) -> np.ndarray:

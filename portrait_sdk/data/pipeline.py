@@ -34,6 +34,7 @@ empty prior (the first-frame case), consistency gets A′ = A.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
@@ -63,6 +64,7 @@ class AugmentConfig:
     texture: augment.TextureConfig = field(default_factory=augment.TextureConfig)
     matting: augment.MattingAugConfig = field(default_factory=augment.MattingAugConfig)
     prior: augment.PriorConfig = field(default_factory=augment.PriorConfig)
+    composite: augment.CompositeConfig = field(default_factory=augment.CompositeConfig)
 
 
 def load_background(item: Background) -> np.ndarray:
@@ -73,6 +75,19 @@ def load_background(item: Background) -> np.ndarray:
     if image is None:
         raise FileNotFoundError(f"background image {item} is missing or not a readable image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+@functools.lru_cache(maxsize=512)
+def _cached_background(path: str) -> np.ndarray:
+    return load_background(path)
+
+
+def _background_picker(backgrounds: Sequence[Background]) -> Callable[[int], np.ndarray] | None:
+    """Background ``i``, loaded once per file (the same few hundred photos serve every sample)."""
+    if not backgrounds:
+        return None
+    return lambda i: backgrounds[i] if isinstance(backgrounds[i], np.ndarray) else _cached_background(
+        str(backgrounds[i]))
 
 
 def field_names(mode: str, boundary: bool) -> tuple[str, ...]:
@@ -100,9 +115,13 @@ def make_sample(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, 
             image = augment.composite_on_background(image, label, background, rng)
         image, label = augment.mmnet_augment(image, label, rng, size, config.matting)
     elif mode == "consistency":
+        image, label = augment.background_variety(image, label, _background_picker(backgrounds),
+                                                  len(backgrounds), rng, config.composite)
         image, out["image_prime"], label = augment.two_views(image, label, rng, size, config.deform,
                                                              config.texture)
     else:
+        image, label = augment.background_variety(image, label, _background_picker(backgrounds),
+                                                  len(backgrounds), rng, config.composite)
         image, label = augment.deform(image, label, rng, size, config.deform)
         if mode == "video":
             image, label, out["prior"] = augment.video_sample(image, label, rng, config.prior)
@@ -161,7 +180,8 @@ def make_dataset(ds: PairDataset, *, size: tuple[int, int], batch_size: int, tra
     """A batched ``(features, targets)`` dataset (see the module docstring for the structure per mode).
 
     ``shuffle`` and ``repeat`` default to ``training``; training batches drop the last partial batch so the batch
-    dimension is static. ``backgrounds`` (matting only): arrays or image paths to composite foregrounds onto.
+    dimension is static. ``backgrounds``: arrays or image paths to composite foregrounds onto (matting: ``config.matting``; other
+    modes: ``config.composite``'s negatives and pastes).
     ``start`` skips that many samples of the stream before anything is loaded (a resumed run passes
     ``step * batch_size`` and continues with exactly the batches the killed run would have seen).
     """
@@ -175,9 +195,8 @@ def make_dataset(ds: PairDataset, *, size: tuple[int, int], batch_size: int, tra
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
-    if backgrounds is not None and (mode != "matting" or len(backgrounds) == 0):
-        raise ValueError(f"backgrounds must be a non-empty sequence and only apply to mode 'matting' "
-                         f"(got {len(backgrounds)} for mode {mode!r})")
+    if backgrounds is not None and len(backgrounds) == 0:
+        raise ValueError(f"backgrounds must be a non-empty sequence (got none for mode {mode!r})")
     shuffle = training if shuffle is None else shuffle
     repeat = training if repeat is None else repeat
 

@@ -13,5 +13,6 @@ from portrait_sdk.models import extremec3net  # noqa: E402,F401
 from portrait_sdk.models import sinet  # noqa: E402,F401
 from portrait_sdk.models import hair_segmenter  # noqa: E402,F401
 from portrait_sdk.models import nail_segmenter  # noqa: E402,F401
+from portrait_sdk.models import selfie  # noqa: E402,F401
 
 __all__ = ["ModelSpec", "Reference", "build_model", "get_spec", "list_models", "register"]

@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 TASKS = ("portrait", "matting", "hair", "nails")
+FOREGROUND = {"portrait": "person", "matting": "foreground", "hair": "hair", "nails": "nail"}  # the label name
+# How a frame of another aspect ratio is fitted to the model, per task unless a spec says otherwise: matting
+# stretches as MMNet, the other tasks letterbox (grey 128)
+TASK_RESIZE = {"portrait": "letterbox", "matting": "stretch", "hair": "letterbox", "nails": "letterbox"}
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,19 @@ class ModelSpec:
     output: str = ""  # what the (inference) output is
     options: dict = field(default_factory=dict)  # builder keyword arguments and their allowed values
     reference: Reference | None = None
+    resize: str = ""  # "stretch" or "letterbox"; empty: the task's (TASK_RESIZE)
+    # The Keras layer names, in a compatible .tflite file's weighted-op order, that ``[model] pretrained`` fills
+    # (``portrait_sdk.tflite_weights``); called with the built model. None: no published file fits.
+    pretrained_layers: Callable | None = None
+
+    @property
+    def resize_mode(self) -> str:
+        """How inputs are fitted to the model, for training-time validation, export, evaluation and runtime."""
+        return self.resize or TASK_RESIZE[self.task]
+
+    @property
+    def foreground(self) -> str:
+        return FOREGROUND[self.task]
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
