@@ -2,7 +2,7 @@
 
 One table, ``PRECISIONS``, lists what can be exported: read it rather than repeating its names. Every file is
 the inference graph only: a static batch-1 NHWC input, the training-only heads stripped (a model built with
-``training_heads=True`` keeps "mask", and the nail segmenter "instance" and "direction" too, in that order), and a
+``training_heads=True`` keeps "mask" alone, see ``INFERENCE_HEADS``), and a
 probability map at the end (SOFTMAX for 2+ channels, LOGISTIC for 1: both run on the mobile GPU delegate), so a
 runtime, MediaPipe's ImageSegmenter included, reads probabilities without knowing the architecture.
 
@@ -57,8 +57,10 @@ PRECISIONS: dict[str, Precision] = {p.name: p for p in (
                                       "input and output", needs_qat=True),
 )}
 
-INFERENCE_HEADS = ("mask", "instance", "direction")  # kept, in this order; other dict outputs are training-only
-LINEAR_HEADS = frozenset({"direction"})  # a vector field, not a probability: no activation appended
+# Kept; other dict outputs are training-only. The nail segmenter's "instance" and "direction" heads were never
+# trained (its recipe gives them weight 0), so they do not ship: every released file has one output, the mask,
+# which MediaPipe's ImageSegmenter and the mobile apps require.
+INFERENCE_HEADS = ("mask",)
 CARD_FIELDS = ("description", "version", "author", "license", "training_data", "metrics")  # given by the caller
 LATENCY_KEY = "cpu_2_threads"  # median ms of ``measure_latency`` (ai-edge-litert, XNNPACK, 2 threads)
 LATENCY_THREADS = 2
@@ -103,8 +105,6 @@ def architecture_of(model: "keras.Model", architecture: str | None = None) -> st
 
 
 def _probability(logits, head: str):
-    if head in LINEAR_HEADS:
-        return logits
     if logits.shape[-1] == 1:
         return keras.layers.Activation("sigmoid", name=f"{head}_probability")(logits)
     return keras.layers.Softmax(axis=-1, name=f"{head}_probability")(logits)

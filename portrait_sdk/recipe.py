@@ -105,6 +105,7 @@ class TrainConfig:
     init_weights: str = ""  # warm start from a .keras / .weights.h5 file (relative to the recipe)
     # After training, try the weight-space blends (1 - a) * start + a * best for these a (WiSE-FT, Wortsman et al.
     # 2022) and keep the best on val: a fine-tuned warm start gains the new data without forgetting the old.
+    # Float trainings only (a QAT run, which transforms the model, skips it).
     wise_ft: list[float] = field(default_factory=list)
 
 

@@ -58,7 +58,9 @@ class ReleaseEntry:
     license: str = ""
     training_data: str = ""
     description: str = ""
-    package: bool = False  # also copy the int8 file into portrait_sdk/assets/models (the preview's defaults)
+    # also copy a released file into portrait_sdk/assets/models (the preview's defaults): true for the int8 one,
+    # or the suffix of the one to ship ("fp16" where int8 loses too much)
+    package: bool | str = False
 
 
 _ENTRY_KEYS = {f.name for f in dataclasses.fields(ReleaseEntry)}
@@ -93,6 +95,8 @@ def load_manifest(path: str | os.PathLike) -> list[ReleaseEntry]:
             if bad or "label" not in item or "data" not in item:
                 raise ValueError(f"{where}: each evaluation is {{label, data, filter, passes}}, got {item!r}")
             evaluations.append(Evaluation(**item))
+        if table.get("package", False) not in (True, False, "fp16", "int8"):
+            raise ValueError(f"{where}: package must be true, false, \"fp16\" or \"int8\", got {table['package']!r}")
         entries.append(ReleaseEntry(
             **{**table, "weights": base / table["weights"],
                "qat_weights": base / table["qat_weights"] if table.get("qat_weights") else None,
@@ -191,7 +195,8 @@ def release_model(entry: ReleaseEntry, out_dir: Path, threads: int = 2, latency_
         if entry.package:
             from portrait_sdk.assets import MODELS_DIR
 
-            for name in (released["int8"], Path(released["int8"]).with_suffix(".json").name):
+            shipped = released["int8" if entry.package is True else entry.package]
+            for name in (shipped, Path(shipped).with_suffix(".json").name):
                 shutil.copyfile(out_dir / name, MODELS_DIR / name)
 
     return {"name": entry.name, "metric": entry.metric, "int8_choice": int8,

@@ -312,7 +312,7 @@ class Trainer:
             if self.progress:
                 print(f"epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in record.items()
                                                          if k.startswith("val_") or k == "train_loss"), flush=True)
-        if cfg.wise_ft and self.best is not None and "wise_ft" not in self.best:
+        if cfg.wise_ft and self.best is not None and "wise_ft" not in self.best and self.model is self.base_model:
             self._blend_with_start(cfg.wise_ft)
         return self.best or {}
 
@@ -321,8 +321,6 @@ class Trainer:
         best.keras, and ``best["wise_ft"]`` records a (every blend's metrics go into metrics.json)."""
         cfg = self.recipe.train
         best = keras.models.load_model(self.run_dir / "best.keras", compile=False).get_weights()
-        if len(best) != len(self.start_weights) or self.model is not self.base_model:
-            raise ValueError("wise_ft blends a float model with its warm start; the trained model has other weights")
         self.blends, chosen = [], best
         for alpha in alphas:
             blend = [(1 - alpha) * s + alpha * b for s, b in zip(self.start_weights, best)]

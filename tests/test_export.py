@@ -61,8 +61,9 @@ def test_export_outputs_the_keras_probabilities(folder, case, precision):
     assert error.max() < MAX_ERROR[precision] if precision in MAX_ERROR else error.mean() < MEAN_ERROR[precision]
 
 
-def test_nail_heads_are_kept_mask_first(tmp_path):
-    """The nail segmenter keeps mask, instance and direction (in that order); its training heads go."""
+def test_only_the_mask_head_ships(tmp_path):
+    """The nail segmenter's untrained instance and direction heads and every training head stay out: one output,
+    the mask (MediaPipe's ImageSegmenter fails on the first frame of a 3-output file)."""
     from portrait_sdk.keras_env import keras
 
     inputs = keras.Input((SIZE, SIZE, 3), name="image")
@@ -72,14 +73,12 @@ def test_nail_heads_are_kept_mask_first(tmp_path):
     model = keras.Model(inputs, heads, name="nail_segmenter")
     x = np.random.default_rng(0).uniform(0, 1, (1, SIZE, SIZE, 3)).astype(np.float32)
     path = export_model(model, tmp_path, "nails", "float32", latency_runs=1)
-    mask, instance, direction = litert_outputs(path, x)
-    expected = model(x)
-    assert (mask.shape[-1], instance.shape[-1], direction.shape[-1]) == (2, 11, 2)
-    assert np.allclose(instance.sum(axis=-1), 1.0, atol=1e-5)
-    assert np.abs(direction - np.asarray(expected["direction"])).max() < 1e-4  # a vector field: no activation
+    (mask,) = litert_outputs(path, x)
+    expected = keras.layers.Softmax()(model(x)["mask"]).numpy()
+    assert np.abs(mask - expected).max() < 1e-5
     card = ModelCard.load(card_path(path))
     assert (card.task, card.output.labels, card.input.resize) == ("nails", ("background", "nail"), "letterbox")
-    assert [output["name"] for output in read_metadata(path)["outputs"]] == ["mask", "instance", "direction"]
+    assert [output["name"] for output in read_metadata(path)["outputs"]] == ["mask"]
 
 
 def test_failed_export_leaves_existing_files_untouched(tmp_path, monkeypatch):

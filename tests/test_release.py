@@ -109,6 +109,13 @@ def test_only_rebuilds_the_named_models_and_keeps_the_rest_of_the_report(workspa
     report = json.loads((manifest.parent / "report.json").read_text())
     assert [m["name"] for m in report["models"]] == ["first", "second"]  # manifest order
 
+    manifest.write_text(manifest.read_text().replace("package = true", 'package = "fp16"'))
+    release(manifest, only=["second"], latency_runs=1)
+    assert (tmp_path / "assets" / "second_fp16.tflite").is_file()  # package = "fp16": that file ships instead
+    manifest.write_text(manifest.read_text().replace('package = "fp16"', 'package = "fp32"'))
+    with pytest.raises(ValueError, match=r"'second': package must be true, false, \"fp16\" or \"int8\""):
+        load_manifest(manifest)
+
 
 def test_manifest_errors_name_the_file_and_the_problem(tmp_path):
     manifest = _manifest(tmp_path, "nowhere.keras", extra='colour = "red"')
