@@ -431,9 +431,10 @@ def test_readers_do_not_import_tensorflow():
 
 def test_shared_portrait_val_filters_by_label_source(shared_dir):
     ds = open_dataset(shared_dir / "datasets" / "portrait" / "val")
-    teacher, service = ds.filter(label_source="teacher"), ds.filter(label_source="service")
-    assert ds[0].label_kind == "alpha" and len(teacher) + len(service) == len(ds) == 177
-    assert len(service) == 15
+    teacher, service, manual = (ds.filter(label_source=s) for s in ("teacher", "service", "manual"))
+    assert ds[0].label_kind == "alpha" and len(teacher) + len(service) + len(manual) == len(ds) == 275
+    assert (len(teacher), len(service), len(manual)) == (162, 15, 98)  # celeb + figaro; vikram; ccp + coco
+    assert {dict(s.meta)["source"] for s in manual} == {"ccp", "coco"}
     report = validate(service)
     assert report.skipped == 0 and report.checked == 15
     image, label = service.load(0)
