@@ -45,7 +45,7 @@ def default_model(tasks: str | tuple[str, ...]) -> Path:
 
 
 def model_path(name_or_path: str | os.PathLike) -> Path:
-    """A model file from a path (``.tflite``), the name of a packaged model (``portraitnet_int8``) or of a released
+    """A model file from a path (``.tflite``), the name of a packaged model (``selfie_fp16``) or of a released
     file in the current folder's ``export/`` (``mmnet_int8``, as ``portrait-sdk export`` and ``release`` write)."""
     path = Path(name_or_path)
     if path.suffix == ".tflite" or path.exists():
