@@ -12,7 +12,8 @@ architectures use (it would refuse the model); ``LAYER_CONFIGS`` covers them the
   the converter turns it into an int8 MUL (+ ADD), so its output gets its own range;
 - ``Multiply``, ``Subtract``, ``Minimum`` (SINet's SE scale and information-blocking gate): output quantized;
 - SINet's ``ChannelSlice``: nothing to quantize, a slice keeps its input's int8 values and scale;
-- the selfie model's ``HardSwish``: output quantized (HARD_SWISH is its own int8 kernel).
+- the selfie model's ``HardSwish``: output quantized (HARD_SWISH is its own int8 kernel);
+- the hair model's ``MaxUnpool2x``: output quantized (its slices, products and reshapes run as int8 ops).
 
 ``unquantized_layers`` checks a QAT model for layers whose output would reach the int8 graph without a range;
 ``float_ops`` checks a converted file for ops left in float. Both are empty for all six architectures
@@ -45,6 +46,7 @@ import tensorflow_model_optimization as tfmot  # noqa: E402
 from tensorflow_model_optimization.python.core.quantization.keras import quantize_layer  # noqa: E402
 
 from portrait_sdk.models import build_model  # noqa: E402
+from portrait_sdk.models.hair_segmenter import MaxUnpool2x  # noqa: E402
 from portrait_sdk.models.selfie import HardSwish  # noqa: E402
 from portrait_sdk.models.sinet import ChannelSlice  # noqa: E402
 from portrait_sdk.recipe import Recipe, load_recipe  # noqa: E402
@@ -96,6 +98,7 @@ LAYER_CONFIGS: dict[type, bool] = {
     layers.Minimum: True,
     ChannelSlice: False,
     HardSwish: True,  # the selfie model's activation: HARD_SWISH is an int8 kernel with its own output range
+    MaxUnpool2x: True,  # the hair model's max-unpooling (builtin ops inside): its output gets a range
 }
 
 
