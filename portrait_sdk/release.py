@@ -242,7 +242,7 @@ _ROW_NAMES = {"float32": "float32 (reference, not shipped)", "float16": "`{name}
 def report_markdown(models: list[dict]) -> str:
     """The float vs fp16 vs int8 tables, one per model and validation set."""
     lines = ["# Release report", "",
-             "Written by `uv run portrait-sdk release export/release.toml`. Every file is scored through the runtime "
+             "Written by `uv run --extra train portrait-sdk release export/release.toml`. Every file is scored through the runtime "
              "(`portrait_sdk.runtime.Segmenter`, as the apps run it) on each validation image at its own size. "
              "Latency: median `invoke` ms with ai-edge-litert (XNNPACK, 2 threads) on the machine that ran the "
              "release. IoU: foreground = probability >= 0.5, mean over images (pooled beside it). Mattes: SAD and "

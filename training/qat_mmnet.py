@@ -1,7 +1,7 @@
 """Quantization-aware fine-tuning of MMNet: training/mmnet.toml's data and objective, from
 training/weights/mmnet.keras, 5 epochs at a constant learning rate of 1e-5.
 
-    uv run python training/qat_mmnet.py [--output DIR] [--resume] [--quiet] [--epochs N] [--learning-rate LR]
+    uv run --extra train python training/qat_mmnet.py [--output DIR] [--resume] [--quiet] [--epochs N] [--learning-rate LR]
 """
 
 import sys

@@ -1,7 +1,7 @@
 """Quantization-aware fine-tuning of the nail segmenter: training/nail_segmenter.toml's data and objective, from
 training/weights/nail_segmenter.keras, 5 epochs at a constant learning rate of 1e-5.
 
-    uv run python training/qat_nail_segmenter.py [--output DIR] [--resume] [--quiet] [--epochs N] [--learning-rate LR]
+    uv run --extra train python training/qat_nail_segmenter.py [--output DIR] [--resume] [--quiet] [--epochs N] [--learning-rate LR]
 """
 
 import sys

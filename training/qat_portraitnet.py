@@ -1,7 +1,7 @@
 """Quantization-aware fine-tuning of PortraitNet: training/portraitnet.toml's data and objective, from
 training/weights/portraitnet.keras, 5 epochs at a constant learning rate of 1e-5.
 
-    uv run python training/qat_portraitnet.py [--output DIR] [--resume] [--quiet] [--epochs N] [--learning-rate LR]
+    uv run --extra train python training/qat_portraitnet.py [--output DIR] [--resume] [--quiet] [--epochs N] [--learning-rate LR]
 """
 
 import sys

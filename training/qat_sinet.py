@@ -1,7 +1,7 @@
 """Quantization-aware fine-tuning of SINet: training/sinet.toml's data and objective, from
 training/weights/sinet.keras, 5 epochs at a constant learning rate of 5e-5.
 
-    uv run python training/qat_sinet.py [--output DIR] [--resume] [--quiet] [--epochs N] [--learning-rate LR]
+    uv run --extra train python training/qat_sinet.py [--output DIR] [--resume] [--quiet] [--epochs N] [--learning-rate LR]
 """
 
 import sys

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-COMMAND = "uv run python -m portrait_sdk.reliability"
+COMMAND = "uv run --group dev python -m portrait_sdk.reliability"
 CI_TESTS = ("tests/test_fuzz_readers.py", "tests/test_kill_train.py", "tests/test_serve_reliability.py",
             "tests/test_preview_faults.py")
 FINDINGS = (
