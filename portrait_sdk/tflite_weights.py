@@ -7,7 +7,8 @@ reads them without TensorFlow (``ai_edge_litert``'s interpreter exposes every te
 - ``read_layers(path)`` lists the file's weighted ops in graph order (conv, depthwise, transposed conv -- the
   builtin TRANSPOSE_CONV and MediaPipe's custom ``Convolution2DTransposeBias`` --, fully connected, PReLU) with
   their weights dequantized (float16 casts; int8 / uint8 ``(q - zero_point) * scale``, per tensor or per channel)
-  and already laid out as Keras expects them.
+  and already laid out as Keras expects them. A file with a quantized input (ImageNet's x / 127.5 - 1) has that
+  range folded into its first convolution, so every imported model takes [0, 1] pixels as the zoo's do.
 - ``assign(model, layers, names)`` puts them into a Keras model by an explicit mapping (Keras layer names in the
   file's order, or (Keras name, file layer name) pairs), checking every shape before anything is written; the first
   mismatch raises ``WeightImportError`` naming both layers and both shapes.
@@ -62,6 +63,19 @@ def _dequantize(interpreter, detail: dict) -> np.ndarray:
         shape[q["quantized_dimension"]] = scales.size
         scales, zeros = scales.reshape(shape), zeros.reshape(shape)
     return (value.astype(np.float32) - zeros) * scales
+
+
+def _input_transform(detail: dict) -> tuple[float, float]:
+    """(scale, offset) such that the file's real input is scale * x + offset for our input x = pixel / 255.
+
+    A quantized (uint8 / int8) input states its range: real = (q - zero_point) * q_scale with q the pixel (uint8)
+    or the pixel - 128 (int8), e.g. ImageNet MobileNetV2's x / 127.5 - 1. A float input is taken to be [0, 1]
+    pixels, as MediaPipe's models and ours are fed."""
+    q_scale, zero = detail["quantization"]
+    if detail["dtype"] not in (np.uint8, np.int8) or not q_scale:
+        return 1.0, 0.0
+    shift = 128 if detail["dtype"] == np.int8 else 0
+    return 255.0 * q_scale, -(shift + zero) * q_scale
 
 
 def _keras_layout(op: str, kernel: np.ndarray) -> np.ndarray:
@@ -121,6 +135,9 @@ def read_layers(path: str | os.PathLike) -> list[TFLiteLayer]:
             return None
         return other, int(users[0]["outputs"][0])
 
+    scale, offset = _input_transform(interpreter.get_input_details()[0])
+    quantized_input = {int(op["outputs"][0]) for op in ops if op["op_name"] == "QUANTIZE"
+                       and int(op["inputs"][0]) in graph_inputs}
     layers = []
     for op in ops:
         name = op["op_name"]
@@ -136,6 +153,12 @@ def read_layers(path: str | os.PathLike) -> list[TFLiteLayer]:
         else:  # (input, weights[, bias])
             weight_inputs = [i for i in inputs[1:] if i >= 0]
         kernel, *rest = (constant(i) for i in weight_inputs)
+        if (scale, offset) != (1.0, 0.0) and inputs[0] in graph_inputs | quantized_input and name == "CONV_2D":
+            # the file's real input is scale * x + offset for our x in [0, 1]: fold that into the first conv
+            bias = rest[0] if rest else np.zeros(kernel.shape[0], np.float32)
+            rest = [bias + offset * kernel.sum(axis=(1, 2, 3))]
+            kernel = kernel * scale
+            scale, offset = 1.0, 0.0
         layers.append(TFLiteLayer(name=details[output]["name"].split(";")[0], op=name,
                                   weights=(_keras_layout(name, kernel), *rest), output_tensor=output))
     if not layers:
@@ -152,6 +175,7 @@ def _following_batch_norm(layer):
 
 
 def _pairs(model, file_layers: Sequence[TFLiteLayer], names) -> list[tuple[object, TFLiteLayer]]:
+    """(Keras layer, file layer) for names in file order, or (Keras name, file layer name or index) pairs."""
     by_name = {layer.name: layer for layer in file_layers}
     pairs = []
     for i, item in enumerate(names):
@@ -161,6 +185,8 @@ def _pairs(model, file_layers: Sequence[TFLiteLayer], names) -> list[tuple[objec
                 raise WeightImportError(f"the mapping names {len(list(names))} Keras layers but the file has only "
                                         f"{len(file_layers)} weighted layers (first unmatched: {keras_name!r})")
             source = file_layers[i]
+        elif isinstance(file_name, int) and 0 <= file_name < len(file_layers):
+            source = file_layers[file_name]
         elif file_name in by_name:
             source = by_name[file_name]
         else:

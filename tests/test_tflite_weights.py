@@ -125,7 +125,7 @@ def _grace_hopper(shared_dir, size=224):
 
     image = cv2.imread(str(shared_dir / "datasets" / "samples" / "grace_hopper.jpg"))
     image = cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), (size, size), interpolation=cv2.INTER_LINEAR)
-    return image.astype(np.float32)[None] / 127.5 - 1.0
+    return image.astype(np.float32)[None] / 255.0  # the file's x / 127.5 - 1 is folded into its first conv
 
 
 def test_imported_imagenet_mobilenet_v2_classifies_grace_hopper(shared_dir):
@@ -144,8 +144,7 @@ def test_imported_imagenet_mobilenet_v2_classifies_grace_hopper(shared_dir):
     interpreter = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True)
     interpreter.allocate_tensors()
     detail = interpreter.get_input_details()[0]
-    scale, zero = detail["quantization"]
-    interpreter.set_tensor(detail["index"], np.clip(np.round(x / scale + zero), 0, 255).astype(np.uint8))
+    interpreter.set_tensor(detail["index"], np.round(x * 255).astype(np.uint8))
     interpreter.invoke()
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
     for i in (2, 20, 40, 51):  # early, middle, late, the last conv
@@ -156,8 +155,9 @@ def test_imported_imagenet_mobilenet_v2_classifies_grace_hopper(shared_dir):
         after = bn._outbound_nodes[0].outbound_layer if len(bn._outbound_nodes) == 1 else bn
         tap = after if type(after).__name__ == "ReLU" else bn
         ours = keras.Model(model.input, tap.output)(x).numpy()
-        assert np.abs(ours - theirs).mean() < 2.5 * t_scale, names[i]  # measured: 0.4-1.9 steps
-        assert np.corrcoef(ours.ravel(), theirs.ravel())[0, 1] > 0.99, names[i]
+        # measured: 0.4-2.7 steps; the input range folded into the first conv pads with black, not grey, at borders
+        assert np.abs(ours - theirs).mean() < 3 * t_scale, names[i]
+        assert np.corrcoef(ours.ravel(), theirs.ravel())[0, 1] > 0.98, names[i]  # a wrong import: ~0
 
 
 def test_a_file_of_another_architecture_fails_naming_the_layer(shared_dir):
@@ -167,3 +167,17 @@ def test_a_file_of_another_architecture_fails_naming_the_layer(shared_dir):
         from portrait_sdk.tflite_weights import load_into
 
         load_into(model, shared_dir / "baselines" / "selfie_segmentation.tflite", names)
+
+
+@pytest.mark.parametrize("name, options", [("portraitnet", {}), ("nail_segmenter", {"width": 1.0})])
+def test_mobilenet_v2_zoo_models_take_the_imagenet_file(shared_dir, name, options):
+    """PortraitNet's encoder and both of the nail segmenter's branches, by their specs' mappings."""
+    from portrait_sdk.models import build_model, get_spec
+    from portrait_sdk.tflite_weights import load_into
+
+    model = build_model(name, **options)
+    path = shared_dir / MOBILENET
+    folded = load_into(model, path, get_spec(name).pretrained_layers(model))
+    assert len(folded) == {"portraitnet": 51, "nail_segmenter": 51 + 18}[name]  # every encoder conv had its BN
+    stem = model.get_layer("enc_stem" if name == "portraitnet" else "high_stem").get_weights()[0]
+    assert np.allclose(stem, read_layers(path)[0].weights[0])  # the file's first conv, input range folded in

@@ -107,6 +107,18 @@ MOBILENET_V2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2
                        (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
 
 
+def mobilenet_v2_layer_names(name: str = "enc", stages=MOBILENET_V2_STAGES) -> list[str]:
+    """The weighted layers of ``mobilenet_v2_encoder(..., stages, name)`` in the order of a published MobileNetV2
+    file's convolutions (stem; per block expand, depthwise, project): the mapping that imports ImageNet weights
+    (``portrait_sdk.tflite_weights``; ``../shared/pretrained/tf2_mobilenet_v2_1.0_224_ptq.tflite``)."""
+    names = [f"{name}_stem"]
+    for stage, (t, _, n, _) in enumerate(stages):
+        for i in range(n):
+            block = f"{name}_s{stage}_b{i}"
+            names += ([f"{block}_expand"] if t != 1 else []) + [f"{block}_dw", f"{block}_project"]
+    return names
+
+
 def mobilenet_v2_encoder(x, width: float = 1.0, act: str = "relu", stages=MOBILENET_V2_STAGES,
                          name: str = "enc"):
     """MobileNetV2 body. Returns the features keyed by output stride (the last block of each stride wins)."""

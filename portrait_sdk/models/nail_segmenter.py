@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from portrait_sdk.keras_env import keras
 from portrait_sdk.models.blocks import (MOBILENET_V2_STAGES, conv_bn, depthwise_bn, inverted_residual,
-                                        make_divisible, mobilenet_v2_encoder, upsample)
+                                        make_divisible, mobilenet_v2_encoder, mobilenet_v2_layer_names, upsample)
 from portrait_sdk.models.registry import ModelSpec, register
 
 layers = keras.layers
@@ -102,6 +102,11 @@ def build(input_shape, training_heads: bool = False, width: float = 0.5, num_ins
     return keras.Model(image, outputs, name="nail_segmenter")
 
 
+def enumerate_pairs(names: list[str]) -> list[tuple[str, int]]:
+    """(Keras layer, file layer index) pairs: both branches read the file from its first layer."""
+    return [(name, index) for index, name in enumerate(names)]
+
+
 SPEC = register(ModelSpec(
     name="nail_segmenter",
     task="nails",
@@ -114,5 +119,9 @@ SPEC = register(ModelSpec(
     output="dict: 'mask' 2-class logits (channel 1 = nail), 'instance' logits (0 = background, 1.. = fingers), "
            "'direction' base-to-tip vector field (linear, 2 channels), all at input size",
     options={"width": WIDTHS, "num_instance_classes": ()},
+    # An ImageNet MobileNetV2 file (at the model's width) fills both branches: the low one whole (its dilated
+    # stages take the strided ones' weights), the high one with the file's first layers again.
+    pretrained_layers=lambda model: [*enumerate_pairs(mobilenet_v2_layer_names("low")),
+                                     *enumerate_pairs(mobilenet_v2_layer_names("high", HIGH_STAGES))],
     reference=None,  # the paper publishes no params or MACs
 ))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from portrait_sdk.keras_env import keras
-from portrait_sdk.models.blocks import conv_bn, depthwise_bn, mobilenet_v2_encoder
+from portrait_sdk.models.blocks import conv_bn, depthwise_bn, mobilenet_v2_encoder, mobilenet_v2_layer_names
 from portrait_sdk.models.registry import ModelSpec, Reference, register
 
 layers = keras.layers
@@ -77,6 +77,7 @@ SPEC = register(ModelSpec(
     input_channels=(3, 4),
     output="2-class logits at input size; softmax channel 1 = person",
     options={"num_classes": ()},
+    pretrained_layers=lambda model: mobilenet_v2_layer_names("enc"),  # an ImageNet MobileNetV2 1.0 file
     reference=Reference(params=2_080_000, macs=370_000_000, input_size=(224, 224),
                         source="MODELS.md section 1 (analytic count of dong-x16/PortraitNet)"),
 ))
