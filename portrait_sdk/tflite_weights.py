@@ -244,6 +244,17 @@ def load_into(model, path: str | os.PathLike, names: Iterable[str | tuple[str, s
     return assign(model, read_layers(path), names, where=str(path))
 
 
+def load_pretrained(model, path: str | os.PathLike, architecture: str | None = None) -> list:
+    """``load_into`` by the mapping of the model's registered architecture (its spec's ``pretrained_layers``),
+    e.g. MediaPipe's selfie or hair ``.tflite`` into ``build_model("selfie")`` / ``("hair_segmenter", ...)``."""
+    from portrait_sdk.models import get_spec
+
+    spec = get_spec(architecture or model.name)
+    if spec.pretrained_layers is None:
+        raise WeightImportError(f"{spec.name} has no mapping from a .tflite file's layers")
+    return load_into(model, path, spec.pretrained_layers(model))
+
+
 def reestimate_batch_norm(model, batch_norms: Sequence, images: Iterable[np.ndarray]) -> None:
     """Measure the input statistics of identity ``batch_norms`` (from ``assign``) on ``images`` (batches of model
     inputs) and rewrite each BN so that its inference output is unchanged (gamma = sqrt(var + eps), beta = bias +

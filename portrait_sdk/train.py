@@ -162,14 +162,14 @@ class Trainer:
     def _import_pretrained(self, model) -> None:
         """``[model] pretrained``: weights from a published .tflite by the architecture's mapping; batch norm the
         file had folded is re-estimated on training images (``tflite_weights.reestimate_batch_norm``)."""
-        from portrait_sdk.tflite_weights import load_into, reestimate_batch_norm
+        from portrait_sdk.tflite_weights import load_pretrained, reestimate_batch_norm
 
         cfg = self.recipe.model
         if self.spec.pretrained_layers is None:
             raise RecipeError(f"{self.recipe.path}: [model] pretrained: {cfg.name} has no mapping from a .tflite "
                               "file's layers")
         path = cfg.pretrained_path(self.recipe.path, self.recipe.data.root)
-        folded = load_into(model, path, self.spec.pretrained_layers(model))
+        folded = load_pretrained(model, path, self.spec.name)
         if folded:
             batches = (features["image"] for features, _ in self._dataset(training=False).take(32))
             reestimate_batch_norm(model, folded, batches)

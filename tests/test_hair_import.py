@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from portrait_sdk.models import build_model
-from portrait_sdk.models.hair_segmenter import TIE_ORDER, MaxUnpool2x, load_mediapipe_weights
+from portrait_sdk.models.hair_segmenter import TIE_ORDER, MaxUnpool2x
+from portrait_sdk.tflite_weights import load_pretrained
 from portrait_sdk.tflite_weights import WeightImportError
 
 SAMPLES = ("astronaut.png", "basketball1.png", "grace_hopper.jpg", "messi5.jpg")
@@ -72,7 +73,7 @@ def hair_file(shared_dir):
 @pytest.fixture(scope="module")
 def imported(hair_file):
     model = build_model("hair_segmenter")
-    load_mediapipe_weights(model, hair_file)
+    load_pretrained(model, hair_file)
     return model
 
 
@@ -123,10 +124,10 @@ def test_a_file_of_another_graph_fails_naming_the_layer(shared_dir):
     if not selfie.is_file():
         pytest.skip(f"needs MediaPipe's selfie model at {selfie}")
     with pytest.raises(WeightImportError, match=r"weighted layers \(first unmatched: 'enc1_b2_pw_prelu'\)"):
-        load_mediapipe_weights(build_model("hair_segmenter"), selfie)
+        load_pretrained(build_model("hair_segmenter"), selfie)
 
 
 def test_an_rgb_only_model_fails_naming_the_stem_and_both_shapes(hair_file):
     """The file's stem takes RGB + the previous mask: a 3-channel model cannot take its weights."""
     with pytest.raises(WeightImportError, match=r"'stem0'.*\(2, 2, 4, 8\).*\(2, 2, 3, 8\)"):
-        load_mediapipe_weights(build_model("hair_segmenter", input_channels=3), hair_file)
+        load_pretrained(build_model("hair_segmenter", input_channels=3), hair_file)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from portrait_sdk.models import build_model, get_spec
-from portrait_sdk.models.selfie import load_mediapipe_weights
+from portrait_sdk.tflite_weights import load_pretrained
 
 FILES = {"selfie_segmentation.tflite": (256, 256), "selfie_segmentation_landscape.tflite": (144, 256)}
 
@@ -26,7 +26,7 @@ def _photos(shared_dir, size):
 def imported(request, shared_dir):
     path = shared_dir / "baselines" / request.param
     model = build_model("selfie", input_size=FILES[request.param])
-    load_mediapipe_weights(model, path)
+    load_pretrained(model, path)
     return path, model
 
 

@@ -172,12 +172,12 @@ def test_a_file_of_another_architecture_fails_naming_the_layer(shared_dir):
 @pytest.mark.parametrize("name, options", [("portraitnet", {}), ("nail_segmenter", {"width": 1.0})])
 def test_mobilenet_v2_zoo_models_take_the_imagenet_file(shared_dir, name, options):
     """PortraitNet's encoder and both of the nail segmenter's branches, by their specs' mappings."""
-    from portrait_sdk.models import build_model, get_spec
-    from portrait_sdk.tflite_weights import load_into
+    from portrait_sdk.models import build_model
+    from portrait_sdk.tflite_weights import load_pretrained
 
     model = build_model(name, **options)
     path = shared_dir / MOBILENET
-    folded = load_into(model, path, get_spec(name).pretrained_layers(model))
+    folded = load_pretrained(model, path)
     assert len(folded) == {"portraitnet": 51, "nail_segmenter": 51 + 18}[name]  # every encoder conv had its BN
     stem = model.get_layer("enc_stem" if name == "portraitnet" else "high_stem").get_weights()[0]
     assert np.allclose(stem, read_layers(path)[0].weights[0])  # the file's first conv, input range folded in

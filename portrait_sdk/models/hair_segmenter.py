@@ -198,12 +198,6 @@ def tflite_layer_names() -> list[str]:
     return names + ["head_deconv", "head_deconv_prelu", "mask"]
 
 
-def load_mediapipe_weights(model, path) -> None:
-    """Import MediaPipe's ``hair_segmentation.tflite`` into ``model`` (built with 4 input channels)."""
-    from portrait_sdk.tflite_weights import load_into
-
-    load_into(model, path, tflite_layer_names())
-
 
 SPEC = register(ModelSpec(
     name="hair_segmenter",

@@ -15,7 +15,7 @@ The graph was read off MediaPipe's own ``.tflite`` files (MODELS.md section 6; `
 
 No batch norm (MediaPipe's files have it folded into the convolutions, and fine-tuning from them works without
 it). ``tflite_layer_names`` lists the Keras layers in the order of the file's weighted ops, the explicit mapping
-``portrait_sdk.tflite_weights`` imports by: ``load_mediapipe_weights(model, path)`` gives a Keras model whose output
+``portrait_sdk.tflite_weights`` imports by: ``tflite_weights.load_pretrained(model, path)`` gives a Keras model whose output
 matches the ``.tflite`` file's (tests/test_selfie.py).
 
 Inputs are RGB in [0, 1] stretched to the model's size, as MediaPipe feeds it.
@@ -132,12 +132,6 @@ def tflite_layer_names() -> list[str]:
         names += [f"{d}_project", f"{d}_gate_reduce", f"{d}_gate_expand", f"{d}_refine", f"{d}_dw"]
     return names + ["mask"]
 
-
-def load_mediapipe_weights(model, path) -> None:
-    """Import MediaPipe's selfie ``.tflite`` (general or landscape: same weights' shapes) into ``model``."""
-    from portrait_sdk.tflite_weights import load_into
-
-    load_into(model, path, tflite_layer_names())
 
 
 SPEC = register(ModelSpec(
