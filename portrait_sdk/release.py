@@ -184,8 +184,14 @@ def release_model(entry: ReleaseEntry, out_dir: Path, threads: int = 2, latency_
             int8 = "qat_int8"
         drop = _loss(entry.metric, value["float32"], value[int8])
 
+        # An int8 file that loses more than the limit is not released (an older one is removed): users would
+        # take it for the smaller, equally good file; the report still shows its scores.
+        within = drop <= INT8_DROP_LIMIT
+        if not within:
+            for stale in (out_dir / f"{entry.name}_int8.tflite", out_dir / f"{entry.name}_int8.json"):
+                stale.unlink(missing_ok=True)
         released = {}
-        for key, suffix in (("float16", "fp16"), (int8, "int8")):
+        for key, suffix in (("float16", "fp16"), (int8, "int8"))[:2 if within else 1]:
             card = ModelCard.load(card_path(files[key]))
             card = dataclasses.replace(card, name=f"{entry.name}_{suffix}", metrics=_card_metrics(scores, key, entry))
             target = out_dir / f"{card.name}.tflite"
@@ -195,12 +201,13 @@ def release_model(entry: ReleaseEntry, out_dir: Path, threads: int = 2, latency_
         if entry.package:
             from portrait_sdk.assets import MODELS_DIR
 
-            shipped = released["int8" if entry.package is True else entry.package]
+            wanted = "int8" if entry.package is True else entry.package
+            shipped = released.get(wanted) or released["fp16"]  # an int8 over the limit ships as float16
             for name in (shipped, Path(shipped).with_suffix(".json").name):
                 shutil.copyfile(out_dir / name, MODELS_DIR / name)
 
     return {"name": entry.name, "metric": entry.metric, "int8_choice": int8,
-            "int8_drop": round(drop, 4), "int8_within_limit": drop <= INT8_DROP_LIMIT,
+            "int8_drop": round(drop, 4), "int8_within_limit": within,
             "files": released, "scores": scores}
 
 
@@ -255,7 +262,8 @@ def report_markdown(models: list[dict]) -> str:
         lines += [f"## {model['name']}", "",
                   f"int8 release: {'QAT' if model['int8_choice'] == 'qat_int8' else 'full-integer PTQ'}; "
                   f"loss against float32: {drop}{unit}"
-                  f"{'' if model['int8_within_limit'] else ' (**over the 1-point / 1 % limit**)'}.", ""]
+                  f"{'' if model['int8_within_limit'] else ' (**over the 1-point / 1 % limit: not released**)'}.",
+                  ""]
         for label, rows in model["scores"].items():
             keys = [k for k in next(r for k, r in rows.items() if k != "images") if k in _SHOWN]
             lines += [f"{label} ({rows['images']} images)", "",
@@ -266,6 +274,8 @@ def report_markdown(models: list[dict]) -> str:
                     continue
                 title = (f"baseline `{key.split(':', 1)[1]}`" if key.startswith("baseline:")
                          else _ROW_NAMES[key].format(name=model["name"]))
+                if "int8" in key and not model["int8_within_limit"]:
+                    title += " (not released)"
                 lines.append(f"| {title} | {row['size_mb']} | {row['inference_ms_median']} | "
                              + " | ".join(f"{row[k]:.4f}" for k in keys) + " |")
             lines.append("")

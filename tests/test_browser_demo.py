@@ -86,19 +86,20 @@ def test_browser_masks_match_the_python_runtime(browser_tools, portrait_models, 
     assert all(shot is not None for shot in shots.values())
     assert shots["blur"].std() > 0 and len({shot.tobytes() for shot in shots.values()}) == 3, "effects look alike"
 
-    letterbox = Segmenter.from_file(folder / f"{name}.tflite")
-    card = letterbox.card
-    stretch = Segmenter(letterbox.path, replace(card, input=replace(card.input, resize="stretch")))
+    runtime = Segmenter.from_file(folder / f"{name}.tflite")
+    card = runtime.card
+    other_fit = "letterbox" if card.input.resize == "stretch" else "stretch"  # the geometry the card does not ask
+    other = Segmenter(runtime.path, replace(card, input=replace(card.input, resize=other_fit)))
     report = json.loads(out.read_text())
     for sample in report["samples"]:
         frame = png_from_data_url(sample["frame"])[..., :3]
-        python = letterbox.segment(frame) >= 0.5
-        browser = png_from_data_url(sample["mask"])[..., 3]  # the page's mask, letterbox cropped away
+        python = runtime.segment(frame) >= 0.5
+        browser = png_from_data_url(sample["mask"])[..., 3]  # the page's mask, any letterbox cropped away
         browser = cv2.resize(browser, frame.shape[1::-1], interpolation=cv2.INTER_LINEAR) >= 128
-        matches, stretched = iou(browser, python), iou(browser, stretch.segment(frame) >= 0.5)
+        matches, mismatched = iou(browser, python), iou(browser, other.segment(frame) >= 0.5)
         print(f"{report['browser']}: frame {sample['frames']} {frame.shape[1]}x{frame.shape[0]}: foreground "
               f"browser {sample['foregroundFraction']:.4f}, python {python.mean():.4f}; mask IoU with the "
-              f"runtime's {matches:.4f} (with a stretched input's {stretched:.4f})")
+              f"runtime's {matches:.4f} (with a {other_fit} input's {mismatched:.4f})")
         assert 0.05 < python.mean() < 0.95, "the sample clip should show a person"
         assert abs(sample["foregroundFraction"] - python.mean()) <= TOLERANCE
-        assert matches >= MIN_IOU and matches > stretched, "the page's mask should be the letterboxed runtime's"
+        assert matches >= MIN_IOU and matches > mismatched, f"the page should fit frames as the card says ({card.input.resize})"

@@ -113,7 +113,7 @@ def test_only_rebuilds_the_named_models_and_keeps_the_rest_of_the_report(workspa
     release(manifest, only=["second"], latency_runs=1)
     assert (tmp_path / "assets" / "second_fp16.tflite").is_file()  # package = "fp16": that file ships instead
     manifest.write_text(manifest.read_text().replace('package = "fp16"', 'package = "fp32"'))
-    with pytest.raises(ValueError, match=r"'second': package must be true, false, \"fp16\" or \"int8\""):
+    with pytest.raises(ValueError, match=r"'first': package must be true, false, .fp16. or .int8., got 'fp32'"):
         load_manifest(manifest)
 
 
@@ -149,3 +149,22 @@ def test_qat_weights_compete_with_ptq_and_the_better_int8_is_released(workspace,
     assert model["int8_choice"] == better
     card = ModelCard.load(manifest.parent / "small_int8.json")
     assert card.precision == better and card.metrics["val"]["iou"] == rows[better]["iou"]
+
+
+def test_an_int8_over_the_limit_is_not_released(workspace, monkeypatch, tmp_path):
+    import portrait_sdk.assets
+    import portrait_sdk.release
+
+    monkeypatch.setattr(portrait_sdk.assets, "MODELS_DIR", tmp_path / "assets")
+    (tmp_path / "assets").mkdir()
+    manifest = _manifest(tmp_path / "export", workspace / "weights.keras", extra="package = true")
+    out = manifest.parent
+    (out / "small_int8.tflite").write_bytes(b"an older int8 release")
+    monkeypatch.setattr(portrait_sdk.release, "INT8_DROP_LIMIT", -1.0)  # any int8 is over it
+    release(manifest, latency_runs=1)
+    (model,) = json.loads((out / "report.json").read_text())["models"]
+    assert not model["int8_within_limit"] and list(model["files"]) == ["fp16"]
+    assert not (out / "small_int8.tflite").exists() and not (out / "small_int8.json").exists()
+    assert (out / "small_fp16.tflite").is_file()
+    assert (tmp_path / "assets" / "small_fp16.tflite").is_file()  # package = true falls back to float16
+    assert "not released" in (out / "REPORT.md").read_text()
