@@ -171,7 +171,7 @@ class Trainer:
         path = cfg.pretrained_path(self.recipe.path, self.recipe.data.root)
         folded = load_pretrained(model, path, self.spec.name)
         if folded:
-            batches = (features["image"] for features, _ in self._dataset(training=False).take(32))
+            batches = (features["image"] for features, _ in self._dataset(training=True).take(8))  # never val
             reestimate_batch_norm(model, folded, batches)
         if self.progress:
             print(f"imported {path.name} ({len(folded)} batch norms re-estimated)", flush=True)
