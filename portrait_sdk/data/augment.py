@@ -417,23 +417,16 @@ def composite_on_background(fg_image: np.ndarray, alpha: np.ndarray, background:
         raise ValueError(f"composite_on_background: background must be an RGB uint8 HxWx3 array, got "
                          f"{getattr(background, 'dtype', type(background))} {getattr(background, 'shape', '')}")
     _check_range("zoom", zoom, low=1.0)
-    h, w = alpha.shape
-    bh, bw = background.shape[:2]
-    scale = max(h / bh, w / bw) * rng.uniform(*zoom)
-    new_w, new_h = max(w, int(np.ceil(bw * scale))), max(h, int(np.ceil(bh * scale)))
-    interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
-    bg = cv2.resize(background, (new_w, new_h), interpolation=interpolation)
-    y0, x0 = rng.integers(0, new_h - h + 1), rng.integers(0, new_w - w + 1)
-    bg = bg[y0:y0 + h, x0:x0 + w].astype(np.float32)
+    bg = _cover(background, alpha.shape, rng, zoom=rng.uniform(*zoom))
     a = alpha[..., None]
     return np.round(a * fg_image + (1.0 - a) * bg).astype(np.uint8)
 
 
-def _cover(background: np.ndarray, hw: Sequence[int], rng: np.random.Generator) -> np.ndarray:
-    """A random crop of ``background`` scaled to cover ``hw`` (float32)."""
+def _cover(background: np.ndarray, hw: Sequence[int], rng: np.random.Generator, zoom: float = 1.0) -> np.ndarray:
+    """A random crop of ``background`` scaled to cover ``hw`` times ``zoom`` (float32)."""
     h, w = hw
     bh, bw = background.shape[:2]
-    scale = max(h / bh, w / bw)
+    scale = max(h / bh, w / bw) * zoom
     new_w, new_h = max(w, int(np.ceil(bw * scale))), max(h, int(np.ceil(bh * scale)))
     bg = cv2.resize(background, (new_w, new_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     y0, x0 = rng.integers(0, new_h - h + 1), rng.integers(0, new_w - w + 1)
