@@ -7,19 +7,15 @@ uvicorn, the thread pool and the process's memory as deployed.)
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-LOOPBACK = "127.0.0.1"
+from portrait_sdk.reliability.service import multipart, running_service
 
 
 @dataclass(frozen=True)
@@ -61,51 +57,9 @@ class Server:
         return self.request(path, body, content_type, timeout)
 
 
-def multipart(files: dict[str, tuple[str | None, bytes]]) -> tuple[bytes, str]:
-    """A multipart/form-data body and its Content-Type, as a browser or curl -F would send them."""
-    boundary = uuid.uuid4().hex
-    body = b""
-    for name, (content_type, data) in files.items():
-        body += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{name}.bin"\r\n'.encode()
-        if content_type:
-            body += f"Content-Type: {content_type}\r\n".encode()
-        body += b"\r\n" + data + b"\r\n"
-    return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def running_server(models: Path, *options: str, log: Path, startup_s: float = 60) -> Iterator[Server]:
-    """Start the service on ``models`` (extra command-line ``options``), wait until it answers, stop it after."""
-    port = free_port()
-    command = [sys.executable, "-m", "portrait_sdk.serve", "--models", str(models), "--host", LOOPBACK,
-               "--port", str(port), "--log-level", "warning", *options]
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
-    server = Server(f"http://{LOOPBACK}:{port}", process)
-    try:
-        deadline = time.monotonic() + startup_s
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the server exited with {process.returncode}:\n{log.read_text()}")
-            try:
-                if server.request("/v1/models", timeout=2).status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not answer within {startup_s} s:\n{log.read_text()}")
-            time.sleep(0.2)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """Start the service on ``models`` (extra command-line ``options``), wait until it answers, stop it after:
+    the reliability harness's launcher, with the request helpers the tests use."""
+    with running_service(models, log, *options, startup_s=startup_s) as service:
+        yield Server(service.url, service.process)

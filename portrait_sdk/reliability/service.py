@@ -78,7 +78,8 @@ def running_service(models: Path, log: Path, *options: str, startup_s: float = 1
                     break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"the service did not answer within {startup_s:g} s") from None
+                    raise RuntimeError(f"the service did not answer within {startup_s:g} s:\n{log.read_text()}") \
+                        from None
                 time.sleep(0.2)
         yield service
     finally:
@@ -91,6 +92,8 @@ def running_service(models: Path, log: Path, *options: str, startup_s: float = 1
 
 
 def multipart(files: dict[str, tuple[str | None, bytes]]) -> tuple[bytes, str]:
+    """A multipart/form-data body and its Content-Type, as a browser or curl -F would send them (field ->
+    (part content type or None, bytes))."""
     boundary = uuid.uuid4().hex
     body = b""
     for name, (content_type, data) in files.items():
