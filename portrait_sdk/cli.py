@@ -49,7 +49,9 @@ def cmd_train(args) -> int:
     from portrait_sdk.train import Trainer
 
     run_dir = args.output or Path("runs") / recipe.name
-    best = Trainer(recipe, run_dir, progress=not args.quiet).fit(resume=args.resume)
+    if args.reschedule and not args.resume:
+        raise SystemExit("--reschedule goes with --resume")
+    best = Trainer(recipe, run_dir, progress=not args.quiet).fit(resume=args.resume, reschedule=args.reschedule)
     print(f"best epoch {best.get('epoch')}: {recipe.train.metric} = {best.get('val_' + recipe.train.metric)}; "
           f"weights in {Path(run_dir) / 'best.keras'}")
     return 0
@@ -188,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("recipe", type=Path, help="recipe TOML file")
     train.add_argument("--output", type=Path, help="run folder (default: runs/<recipe name>)")
     train.add_argument("--resume", action="store_true", help="continue the run in the output folder")
+    train.add_argument("--reschedule", action="store_true",
+                       help="with --resume: follow the recipe's learning-rate settings from here on (by default a "
+                            "resumed run keeps the schedule it started with)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 

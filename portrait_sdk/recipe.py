@@ -94,7 +94,11 @@ class TrainConfig:
     epochs: int
     batch_size: int
     learning_rate: float
+    # AdamW's decoupled decay: each step multiplies kernels by (1 - weight_decay * lr), i.e. 5e-4 at lr 5e-4 is a
+    # 2.5e-7 shrink a step. PyTorch Adam's weight_decay (PortraitNet's 5e-4) is the coupled ``l2`` below.
     weight_decay: float = 0.0
+    l2: float = 0.0  # coupled L2: 0.5 * l2 * sum of squared conv / dense kernels added to the loss
+    lr_schedule: str = "step"  # step: x lr_decay every lr_decay_epochs (0: constant) | cosine: anneal to 0
     lr_decay: float = 1.0  # multiply the learning rate by this ...
     lr_decay_epochs: int = 0  # ... every this many epochs (0: constant)
     checkpoint_every: int = 200  # steps
@@ -185,6 +189,8 @@ def _check_values(recipe: Recipe) -> None:
     if recipe.data.oversample and (type(times) is not int or times < 1 or len(recipe.data.oversample) < 2):
         raise RecipeError(f"{where} [data] oversample needs an integer times >= 1 and at least one column to "
                           f"match, e.g. {{source = \"vikram\", times = 4}}; got {recipe.data.oversample}")
+    if recipe.train.lr_schedule not in ("step", "cosine"):
+        raise RecipeError(f"{where} [train] lr_schedule must be step or cosine, got {recipe.train.lr_schedule!r}")
     if recipe.train.metric_mode not in ("max", "min"):
         raise RecipeError(f"{where} [train] metric_mode must be max or min")
     for key in ("epochs", "batch_size", "checkpoint_every"):

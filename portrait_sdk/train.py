@@ -38,6 +38,11 @@ from portrait_sdk.data import augment
 from portrait_sdk.recipe import Recipe, RecipeError
 
 
+# Conv and dense kernels are decayed (AdamW's weight_decay and the coupled l2); BN, PReLU, biases and depthwise
+# kernels are not (ExtremeC3Net's rule).
+NOT_DECAYED = ("bn", "batch_norm", "prelu", "bias", "depthwise")
+
+
 def default_strategy() -> tf.distribute.Strategy:
     """MultiWorkerMirrored under TF_CONFIG, Mirrored over several GPUs, else the default (one device)."""
     if os.environ.get("TF_CONFIG"):
@@ -64,6 +69,41 @@ def checkpoint_problem(path: str) -> str | None:
     except (tf.errors.OpError, ValueError, IndexError) as error:  # IndexError: "Read less bytes than requested"
         return f"{type(error).__name__}: {str(error).strip().splitlines()[0]}"
     return None
+
+
+class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
+    """Step decay (x ``decay`` every ``period`` steps) or cosine annealing to 0 over ``cosine`` steps, from step
+    ``start`` at rate ``base``.
+
+    The parameters are variables of ``state`` (a ``tf.Module`` the trainer checkpoints), so a resumed run keeps
+    the schedule it was started with even when the recipe has changed since; ``Trainer.fit(reschedule=True)``
+    replaces it with the recipe's, continuing from the rate reached.
+    """
+
+    NAMES = ("base", "decay", "period", "cosine", "start")
+
+    def __init__(self, **values):
+        self.state = tf.Module(name="lr_schedule")
+        for name in self.NAMES:
+            setattr(self.state, name, tf.Variable(float(values[name]), trainable=False, dtype=tf.float32,
+                                                  name=name))
+
+    def values(self) -> dict:
+        return {name: float(getattr(self.state, name).numpy()) for name in self.NAMES}
+
+    def assign(self, **values) -> None:
+        for name, value in values.items():
+            getattr(self.state, name).assign(value)
+
+    def __call__(self, step):
+        s = self.state
+        steps = tf.maximum(tf.cast(step, tf.float32) - s.start, 0.0)
+        stepped = s.base * tf.pow(s.decay, tf.math.floor(steps / tf.maximum(s.period, 1.0)))
+        annealed = s.base * 0.5 * (1.0 + tf.cos(math.pi * tf.minimum(steps / tf.maximum(s.cosine, 1.0), 1.0)))
+        return tf.where(s.cosine > 0, annealed, tf.where(s.period > 0, stepped, s.base))
+
+    def get_config(self):
+        return self.values()
 
 
 def is_better(value: float, best: float | None, mode: str) -> bool:
@@ -98,10 +138,11 @@ class Trainer:
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
             self.state = tf.Variable("{}", dtype=tf.string, trainable=False, name="trainer_state")
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step,
-                                              state=self.state)
+                                              state=self.state, schedule=self.schedule.state)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.run_dir / "checkpoints", max_to_keep=2)
         self.history: list[dict] = []
         self.best: dict | None = None
+        self.schedule_settings = self._schedule_settings()  # what the schedule was built from, checkpointed
 
     # -- set-up ---------------------------------------------------------------------------------------------
     def _open_datasets(self):
@@ -176,16 +217,22 @@ class Trainer:
         if self.progress:
             print(f"imported {path.name} ({len(folded)} batch norms re-estimated)", flush=True)
 
-    def _build_optimizer(self):
+    def _recipe_schedule(self, start: int = 0, base: float | None = None) -> dict:
+        """The recipe's learning-rate schedule as ``LearningRate`` values, beginning at step ``start``."""
         cfg = self.recipe.train
-        lr = cfg.learning_rate
-        if cfg.lr_decay_epochs:
-            lr = keras.optimizers.schedules.ExponentialDecay(
-                lr, decay_steps=cfg.lr_decay_epochs * self.steps_per_epoch, decay_rate=cfg.lr_decay, staircase=True)
-        optimizer = keras.optimizers.AdamW(learning_rate=lr, weight_decay=cfg.weight_decay)
-        # Decay conv and dense kernels only: not BN, PReLU, biases or depthwise kernels (ExtremeC3Net's rule).
-        optimizer.exclude_from_weight_decay(var_names=["bn", "batch_norm", "prelu", "bias", "depthwise"])
+        cosine = self.total_steps - start if cfg.lr_schedule == "cosine" else 0
+        period = cfg.lr_decay_epochs * self.steps_per_epoch if cfg.lr_schedule == "step" else 0
+        return {"base": cfg.learning_rate if base is None else base, "decay": cfg.lr_decay, "period": period,
+                "cosine": cosine, "start": start}
+
+    def _build_optimizer(self):
+        self.schedule = LearningRate(**self._recipe_schedule())
+        optimizer = keras.optimizers.AdamW(learning_rate=self.schedule, weight_decay=self.recipe.train.weight_decay)
+        optimizer.exclude_from_weight_decay(var_names=list(NOT_DECAYED))
         return optimizer
+
+    def _decayed_kernels(self) -> list[tf.Variable]:
+        return [v for v in self.model.trainable_variables if not any(key in v.name for key in NOT_DECAYED)]
 
     def _dataset(self, training: bool, start_step: int = 0):
         cfg, data = self.recipe.train, self.recipe.data
@@ -210,11 +257,16 @@ class Trainer:
     # -- steps ----------------------------------------------------------------------------------------------
     def _make_train_step(self):
         replicas = self.strategy.num_replicas_in_sync
+        l2, kernels = self.recipe.train.l2, self._decayed_kernels()
 
         def step_fn(features, targets):
             with tf.GradientTape() as tape:
                 terms = self.objective(self.model, features, targets, training=True)
-                loss = terms["loss"] / replicas
+                loss = terms["loss"]
+                if l2:  # coupled L2 (PyTorch Adam's weight_decay): its gradient l2 * w joins the loss's
+                    terms["l2"] = 0.5 * l2 * tf.add_n([tf.reduce_sum(tf.square(v)) for v in kernels])
+                    loss += terms["l2"]
+                loss /= replicas
             grads = tape.gradient(loss, self.model.trainable_variables)
             self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
             return terms
@@ -241,7 +293,8 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------------------------
     def _save_state(self):
-        self.state.assign(json.dumps({"history": self.history, "best": self.best}))
+        self.state.assign(json.dumps({"history": self.history, "best": self.best,
+                                      "schedule": self.schedule_settings}))
 
     def _restore(self) -> int:
         """Restore the newest readable checkpoint (0 when there is none); an unreadable newer one is skipped with a
@@ -259,15 +312,46 @@ class Trainer:
         self.checkpoint.restore(path)
         state = json.loads(self.state.numpy().decode())
         self.history, self.best = state.get("history", []), state.get("best")
+        self.schedule_settings = state.get("schedule")
         return int(self.step.numpy())
 
-    def fit(self, resume: bool = False) -> dict:
-        """Train to the last epoch; returns the best epoch's record. ``resume`` continues the newest checkpoint."""
+    def _schedule_settings(self) -> dict:
+        cfg = self.recipe.train
+        if cfg.lr_schedule == "cosine":  # annealed over the run: its length is part of the schedule
+            return {"lr_schedule": "cosine", "learning_rate": cfg.learning_rate, "epochs": cfg.epochs}
+        return {"lr_schedule": "step", "learning_rate": cfg.learning_rate, "lr_decay": cfg.lr_decay,
+                "lr_decay_epochs": cfg.lr_decay_epochs}
+
+    def _check_schedule(self, start: int, reschedule: bool) -> None:
+        """After a resume: when the recipe's schedule settings differ from the ones the run started with, the run's
+        own schedule (restored from the checkpoint) is kept with a warning; ``reschedule`` switches to the
+        recipe's from the rate reached at ``start``."""
+        started = self.schedule_settings or self._schedule_settings()  # older runs did not record theirs
+        if started == self._schedule_settings():
+            return
+        changed = ", ".join(f"{k} {started.get(k)} -> {v}" for k, v in self._schedule_settings().items()
+                            if started.get(k) != v)
+        rate = float(self.schedule(start))
+        if not reschedule:
+            warnings.warn(f"{self.recipe.path}: learning-rate settings changed since this run started ({changed}); "
+                          f"keeping the run's schedule (rate now {rate:.3g}). Resume with --reschedule to follow "
+                          "the recipe's from here on.", stacklevel=3)
+            return
+        self.schedule.assign(**self._recipe_schedule(start=start, base=rate))
+        self.schedule_settings = self._schedule_settings()
+        print(f"--reschedule ({changed}): the recipe's schedule from step {start}, starting at the rate reached "
+              f"({rate:.3g})", flush=True)
+
+    def fit(self, resume: bool = False, reschedule: bool = False) -> dict:
+        """Train to the last epoch; returns the best epoch's record. ``resume`` continues the newest checkpoint
+        with the learning-rate schedule it was started with (``reschedule``: the recipe's, from the rate reached)."""
         if not resume and self.manager.latest_checkpoint:
             raise FileExistsError(f"{self.run_dir} already holds a run; pass resume=True (--resume) to continue it "
                                   "or choose another output folder")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         start = self._restore() if resume else 0
+        if resume:
+            self._check_schedule(start, reschedule)
         cfg = self.recipe.train
         writer = tf.summary.create_file_writer(str(self.run_dir / "logs"))
         train_step = self._make_train_step()

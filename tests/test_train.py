@@ -219,3 +219,60 @@ def test_mirrored_strategy_on_two_cpus_matches_one_device(recipe_path):
     values = json.loads(result.stdout.strip().splitlines()[-1])
     assert values["replicas"] == 2
     np.testing.assert_allclose(values["mirrored"], values["single"], rtol=1e-4)
+
+
+def test_learning_rate_schedules_step_and_cosine():
+    from portrait_sdk.train import LearningRate
+
+    step = LearningRate(base=1e-3, decay=0.5, period=10, cosine=0, start=0)
+    assert [round(float(step(s)), 9) for s in (0, 9, 10, 25)] == [1e-3, 1e-3, 5e-4, 2.5e-4]
+    cosine = LearningRate(base=1e-3, decay=1.0, period=0, cosine=100, start=20)
+    assert float(cosine(10)) == pytest.approx(1e-3)  # before its start
+    assert float(cosine(70)) == pytest.approx(5e-4)  # half way
+    assert float(cosine(120)) == pytest.approx(0.0, abs=1e-12) and float(cosine(500)) == pytest.approx(0.0, abs=1e-12)
+    constant = LearningRate(base=2e-4, decay=0.5, period=0, cosine=0, start=0)
+    assert float(constant(1000)) == pytest.approx(2e-4)
+
+
+def test_resume_keeps_the_runs_schedule_unless_rescheduled(recipe_path):
+    from portrait_sdk.train import Trainer
+
+    text = recipe_path.read_text().replace("weight_decay = 1e-4", "lr_decay = 0.5\nlr_decay_epochs = 1")
+    recipe_path.write_text(text)
+    run_dir = recipe_path.parent / "run"
+    first = Trainer(load_recipe(recipe_path), run_dir, progress=False)
+    first.fit()
+    assert float(first.schedule(6)) == pytest.approx(2.5e-4)  # halved at steps 3 and 6
+    # The user extends the run and slows the decay: the resumed run keeps halving every epoch, and says so.
+    recipe_path.write_text(text.replace("epochs = 2", "epochs = 3").replace("lr_decay_epochs = 1",
+                                                                            "lr_decay_epochs = 10"))
+    kept = Trainer(load_recipe(recipe_path), run_dir, progress=False)
+    with pytest.warns(UserWarning, match=r"lr_decay_epochs 1 -> 10.*keeping the run's schedule.*--reschedule"):
+        kept.fit(resume=True)
+    assert float(kept.schedule(8)) == pytest.approx(2.5e-4) and float(kept.schedule(9)) == pytest.approx(1.25e-4)
+    # Told otherwise: the recipe's schedule continues from the rate reached, no jump back up.
+    recipe_path.write_text(text.replace("epochs = 2", "epochs = 4").replace("lr_decay_epochs = 1",
+                                                                            "lr_decay_epochs = 10"))
+    moved = Trainer(load_recipe(recipe_path), run_dir, progress=False)
+    moved.fit(resume=True, reschedule=True)
+    assert float(moved.schedule(9)) == pytest.approx(1.25e-4) and float(moved.schedule(12)) == pytest.approx(1.25e-4)
+    # ... and that choice is the run's from now on: resuming again with the same recipe is silent.
+    recipe_path.write_text(text.replace("epochs = 2", "epochs = 5").replace("lr_decay_epochs = 1",
+                                                                            "lr_decay_epochs = 10"))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Trainer(load_recipe(recipe_path), run_dir, progress=False).fit(resume=True)
+
+
+def test_coupled_l2_is_half_l2_times_the_squared_kernels(recipe_path):
+    from portrait_sdk.train import Trainer
+
+    recipe_path.write_text(recipe_path.read_text().replace("weight_decay = 1e-4", "l2 = 0.1"))
+    trainer = Trainer(load_recipe(recipe_path), recipe_path.parent / "run", progress=False)
+    kernels = trainer._decayed_kernels()
+    assert kernels and all("kernel" in v.name and "depthwise" not in v.name for v in kernels)
+    expected = 0.05 * sum(float(np.sum(np.square(v.numpy()))) for v in kernels)
+    terms = trainer._make_train_step()(iter(trainer._dataset(training=True)))
+    assert float(terms["l2"]) == pytest.approx(expected, rel=1e-4)
