@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import flatbuffers
 import numpy as np
 
+from portrait_sdk import preprocess
 from portrait_sdk.gpu_ops import gpu_incompatibilities
 from portrait_sdk.keras_env import keras, tf
 from portrait_sdk.metadata import attach_metadata, schemas
@@ -203,31 +204,17 @@ def _image_files(folder: Path) -> list[Path]:
     return files
 
 
-def model_input(image: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """RGB uint8 image -> the model's (1, H, W, C) float32 input, fitted as ``spec.resize`` (the validation
-    preprocessing of the data pipeline); a 4th channel (previous-frame mask) is zero, as on a first frame."""
-    from portrait_sdk.data.augment import resize_pair
-
-    fit = "pad" if spec.resize == "letterbox" else "stretch"
-    image, _ = resize_pair(image, np.zeros(image.shape[:2], np.float32), (spec.height, spec.width), fit)
-    if spec.color_order == "BGR":
-        image = image[..., ::-1]
-    x = (image.astype(np.float32) - np.float32(spec.mean)) / np.float32(spec.std)
-    if spec.channels == 4:
-        x = np.concatenate([x, np.zeros((*x.shape[:2], 1), np.float32)], axis=-1)
-    return x[None]
-
-
 def representative_dataset(data: str | os.PathLike | Iterable[np.ndarray], spec: InputSpec,
                            max_samples: int = MAX_CALIBRATION_SAMPLES) -> Callable[[], Iterator[list[np.ndarray]]]:
     """The converter's calibration generator, from a folder of images (searched recursively; preprocessed with
-    ``model_input``) or from arrays that already are model inputs ((H, W, C) or (1, H, W, C), normalized)."""
+    ``preprocess.model_input``, as the runtime does) or from arrays that already are model inputs ((H, W, C) or
+    (1, H, W, C), normalized)."""
     shape = (1, spec.height, spec.width, spec.channels)
     if isinstance(data, (str, os.PathLike)):
         from portrait_sdk.data.readers import read_image
 
         files = _image_files(Path(data))[:max_samples]
-        return lambda: ([model_input(read_image(path), spec)] for path in files)
+        return lambda: ([preprocess.model_input(read_image(path), spec)] for path in files)
 
     arrays = []
     for i, array in enumerate(data):

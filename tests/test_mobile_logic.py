@@ -18,7 +18,8 @@ import pytest
 
 from portrait_sdk import effects
 from portrait_sdk.runtime import ema_blend, uncertainty_blend
-from portrait_sdk.runtime.segmenter import LETTERBOX_GREY, Segmenter, _letterbox_box
+from portrait_sdk.preprocess import GREY, fit_box
+from portrait_sdk.runtime.segmenter import Segmenter
 
 VECTORS = Path(__file__).parent / "vectors" / "mobile_logic.json"
 LETTERBOX_CASES = [((480, 640), (224, 224)), ((640, 480), (224, 224)), ((720, 1280), (256, 256)),
@@ -42,16 +43,13 @@ def _ints(a: np.ndarray) -> list[int]:
 
 def _postprocess(prob: np.ndarray, frame_hw: tuple[int, int], model_hw: tuple[int, int], resize: str) -> np.ndarray:
     """``Segmenter.postprocess`` itself, on a stand-in holding only what it reads (box placement, no refinement)."""
-    def box(hw):
-        return _letterbox_box(hw, model_hw) if resize == "letterbox" else (0, 0, *model_hw)
-
-    stand_in = SimpleNamespace(_box=box, refine=None)
+    stand_in = SimpleNamespace(_box=lambda hw: fit_box(hw, model_hw, resize), refine=None)
     return Segmenter.postprocess(stand_in, prob, np.zeros((*frame_hw, 3), np.uint8))
 
 
 def build_vectors() -> dict:
     """All cases with their inputs and the runtime's outputs (float32 values, uint8 pixels as flat RGB lists)."""
-    letterbox = [{"frame_hw": list(f), "model_hw": list(m), "box": list(_letterbox_box(f, m))}
+    letterbox = [{"frame_hw": list(f), "model_hw": list(m), "box": list(fit_box(f, m, "letterbox"))}
                  for f, m in LETTERBOX_CASES]
     postprocess = []
     for i, (frame_hw, model_hw, resize) in enumerate(POSTPROCESS_CASES):
@@ -71,7 +69,7 @@ def build_vectors() -> dict:
     alpha[0, :3] = [0.0, 1.0, 0.5]
     hair_color, nail_color = (150, 40, 60), (200, 20, 60)
     return {
-        "letterbox_grey": LETTERBOX_GREY,
+        "letterbox_grey": GREY,
         "letterbox": letterbox,
         "postprocess": postprocess,
         "smoothing": smoothing,
@@ -102,7 +100,7 @@ def stored() -> dict:
 
 def test_letterbox_boxes_are_the_runtimes(stored):
     assert stored["letterbox"] == build_vectors()["letterbox"]
-    assert stored["letterbox_grey"] == LETTERBOX_GREY
+    assert stored["letterbox_grey"] == GREY
 
 
 def test_postprocess_masks_are_the_runtimes(stored):

@@ -7,7 +7,7 @@ enum Rendering {
     private static let context = CIContext()
     private static let hairColor = RGB(150, 40, 60)
     private static let nailColor = RGB(200, 20, 60)
-    private static let grey = CGFloat(128) / 255 // the runtime's LETTERBOX_GREY
+    private static let grey = CGFloat(128) / 255 // portrait_sdk.preprocess.GREY
 
     static func image(_ pixels: [RGB], _ size: PixelSize) -> CGImage {
         var bytes = [UInt8]()

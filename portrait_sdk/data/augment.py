@@ -46,12 +46,13 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
+from portrait_sdk.preprocess import GREY, fit_pair
+
 Size = tuple[int, int]
 Warp = tuple[np.ndarray, np.ndarray]
 
 FITS = ("pad", "stretch")
 PRIOR_KINDS = ("empty", "affine_small", "affine_large", "elastic")
-GREY = 128
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -284,13 +285,12 @@ def _flip(rng: np.random.Generator, p: float) -> np.ndarray:
 def resize_pair(image: np.ndarray, label: np.ndarray, size: Sequence[int],
                 fit: str = "pad") -> tuple[np.ndarray, np.ndarray]:
     """Validation preprocessing: fit the whole image into ``size`` ("pad": letterbox with grey 128, label 0;
-    "stretch": ignore the aspect ratio). Equals ``deform`` with identity parameters."""
+    "stretch": ignore the aspect ratio), exactly as the runtime feeds the model (``portrait_sdk.preprocess``).
+    ``deform`` with identity parameters lands within interpolation error of it."""
     check_pair(image, label)
     if fit not in FITS:
         raise ValueError(f"fit must be one of {FITS}, got {fit!r}")
-    size = check_size(size)
-    border = GREY if fit == "pad" else None
-    return _warp(image, label, _affine(image.shape[:2], size, fit), size, image_border=border)
+    return fit_pair(image, label, check_size(size), "letterbox" if fit == "pad" else "stretch")
 
 
 def deform(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, size: Sequence[int],

@@ -16,12 +16,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from portrait_sdk import preprocess
 from portrait_sdk.model_card import InputSpec, ModelCard, OutputSpec, card_path
 from portrait_sdk.quiet import native_info_dropped
 from portrait_sdk.runtime.refine import GuidedFilter
 from portrait_sdk.runtime.temporal import Smoothing
 
-LETTERBOX_GREY = 128  # pad value of the letterbox, in 0..255 pixels before normalisation
 PROBABILITY_SLACK = 1e-3  # how far outside [0, 1] an in-graph softmax / sigmoid may stray from rounding
 
 
@@ -79,14 +79,6 @@ def _card_from_metadata(model_path: Path, metadata: dict) -> ModelCard:
         output=output, description=metadata.get("description") or "")
 
 
-def _letterbox_box(frame_hw: tuple[int, int], model_hw: tuple[int, int]) -> tuple[int, int, int, int]:
-    """Placement (top, left, height, width) of the frame, aspect kept, inside the model's input."""
-    scale = min(model_hw[0] / frame_hw[0], model_hw[1] / frame_hw[1])
-    h = min(model_hw[0], max(1, round(frame_hw[0] * scale)))
-    w = min(model_hw[1], max(1, round(frame_hw[1] * scale)))
-    return (model_hw[0] - h) // 2, (model_hw[1] - w) // 2, h, w
-
-
 def _check_model_file(path: Path) -> None:
     """Fail early, naming the file, on a missing file or one that is not a TFLite flatbuffer."""
     if not path.is_file():
@@ -127,9 +119,6 @@ class Segmenter:
         self._input, self._output = self._check_tensors()
         spec = card.input
         self.model_hw = (spec.height, spec.width)
-        # x = pixel * scale + offset = (pixel - mean) / std, as OpenCV scalars (4 entries, the last unused)
-        self._scale = tuple(1.0 / s for s in spec.std) + (0.0,)
-        self._offset = tuple(-m / s for m, s in zip(spec.mean, spec.std)) + (0.0,)
         self._prev: np.ndarray | None = None  # previous output mask, model resolution and geometry
         self._prev_frame_hw: tuple[int, int] | None = None
         self.timings_ms: dict[str, float] = {}
@@ -182,28 +171,13 @@ class Segmenter:
         return np.ascontiguousarray(frame)
 
     def _box(self, frame_hw: tuple[int, int]) -> tuple[int, int, int, int]:
-        """Where the frame lands in the model's input: the whole of it (stretch) or the letterbox."""
-        if self.card.input.resize == "letterbox":
-            return _letterbox_box(frame_hw, self.model_hw)
-        return 0, 0, *self.model_hw
+        """Where the frame lands in the model's input (``preprocess.fit_box``)."""
+        return preprocess.fit_box(frame_hw, self.model_hw, self.card.input.resize)
 
     def preprocess(self, frame: np.ndarray, prior: np.ndarray | None = None) -> np.ndarray:
-        """Checked RGB uint8 frame -> model input (1, h, w, C) float32; ``prior`` (h, w) is channel 4, else 0."""
-        top, left, h, w = self._box(frame.shape[:2])
-        resized = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)  # area downscaling, as in training
-        if (h, w) != self.model_hw:
-            canvas = np.full((*self.model_hw, 3), LETTERBOX_GREY, np.uint8)
-            canvas[top:top + h, left:left + w] = resized
-            resized = canvas
-        if self.card.input.color_order == "BGR":
-            resized = cv2.cvtColor(resized, cv2.COLOR_RGB2BGR)
-        # OpenCV's per-channel scalar arithmetic: numpy's broadcasting over a length-3 axis is ~20x slower here
-        x = resized.astype(np.float32)
-        cv2.multiply(x, self._scale, dst=x)
-        cv2.add(x, self._offset, dst=x)
-        if self.card.input.channels == 4:
-            x = cv2.merge([*cv2.split(x), np.zeros(self.model_hw, np.float32) if prior is None else prior])
-        return x[None]
+        """Checked RGB uint8 frame -> model input (1, h, w, C) float32; ``prior`` (h, w) is channel 4, else 0
+        (``portrait_sdk.preprocess.model_input``, the contract training and calibration follow too)."""
+        return preprocess.model_input(frame, self.card.input, prior)
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         """Model input -> foreground probability (h, w) at the model's input resolution and geometry."""

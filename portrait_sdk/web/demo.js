@@ -9,7 +9,7 @@
 import {FilesetResolver, ImageSegmenter} from "/vendor/tasks-vision/vision_bundle.mjs";
 
 const FOREGROUND_THRESHOLD = 0.5;  // portrait_sdk.serve.app.FOREGROUND_THRESHOLD
-const LETTERBOX_GREY = "rgb(128, 128, 128)";  // portrait_sdk.runtime.segmenter.LETTERBOX_GREY
+const LETTERBOX_GREY = "rgb(128, 128, 128)";  // portrait_sdk.preprocess.GREY
 const BLUR_SIGMA = 0.5 / 24;  // of the shorter side: portrait_sdk.effects.blur_background at its default strength
 
 const $ = (id) => document.getElementById(id);

@@ -25,7 +25,8 @@ public struct PixelSize: Equatable {
 /// Python's `round`: half to even.
 func roundHalfEven(_ value: Double) -> Int { Int(value.rounded(.toNearestOrEven)) }
 
-/// The runtime's `_letterbox_box`: the frame scaled with its aspect kept and centred in the model's input.
+/// `portrait_sdk.preprocess.fit_box` (letterbox): the frame scaled with its aspect kept and
+/// centred in the model's input.
 public func letterboxBox(frameHeight: Int, frameWidth: Int, modelHeight: Int, modelWidth: Int) -> Box {
     let scale = min(Double(modelHeight) / Double(frameHeight), Double(modelWidth) / Double(frameWidth))
     let height = min(modelHeight, max(1, roundHalfEven(Double(frameHeight) * scale)))

@@ -11,7 +11,8 @@ data class Box(val top: Int, val left: Int, val height: Int, val width: Int)
 data class Size(val width: Int, val height: Int)
 
 /**
- * The runtime's `_letterbox_box`: the frame scaled with its aspect kept and centred in the model's input.
+ * `portrait_sdk.preprocess.fit_box` (letterbox): the frame scaled with its aspect kept and
+ * centred in the model's input.
  * Rounds half to even (kotlin.math.round), as Python's `round`.
  */
 fun letterboxBox(frameHeight: Int, frameWidth: Int, modelHeight: Int, modelWidth: Int): Box {
