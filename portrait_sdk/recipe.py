@@ -1,13 +1,15 @@
 """Training recipes: one TOML file per model in ``training/``, checked key by key before anything runs.
 
-A recipe has four tables::
+A recipe has four tables and an optional fifth::
 
     [model]  name, input_size, input_channels, options
     [data]   root, train, val, val_filter, mode, backgrounds, skip_bad, limit_train, limit_val
     [loss]   objective, weights, options
     [train]  epochs, batch_size, learning_rate, ...
+    [qat]    weights, epochs, learning_rate, output_weights (``portrait-sdk qat``)
 
 An unknown key or a value of the wrong type raises ``RecipeError`` naming the file, the table and the key.
+``parse_table`` does the same for other TOML files (``portrait_sdk.release``'s manifest).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +31,8 @@ def data_root(override: str | os.PathLike | None = None) -> Path:
 
 
 class RecipeError(ValueError):
-    """A recipe file that cannot be used, with the file and key in the message."""
+    """A recipe (or another file parsed by ``parse_table``) that cannot be used, with the file and key in the
+    message."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,9 @@ class TrainConfig:
     lr_decay: float = 1.0  # multiply the learning rate by this ...
     lr_decay_epochs: int = 0  # ... every this many epochs (0: constant)
     checkpoint_every: int = 200  # steps
+    # before each validation, BN moving statistics = the mean over this many training batches (0: off; see
+    # train.precise_batch_norm): for fine-tunings with few steps an epoch, where moving averages trail the weights
+    precise_bn: int = 0
     seed: int = 0
     metric: str = "iou"  # validation metric that selects the best checkpoint
     metric_mode: str = "max"  # max | min
@@ -114,11 +121,24 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class QatConfig:
+    """Quantization-aware fine-tuning of the recipe's trained float model (``portrait-sdk qat``, whose flags
+    override these): the recipe's data and objective, ``epochs`` at a constant ``learning_rate``."""
+    weights: str  # the trained float model (.keras), relative to the recipe (or absolute)
+    epochs: int = 5
+    learning_rate: float = 1e-5
+    # also copy the QAT model (qat_model.keras, the best epoch) to this file, relative to the recipe, e.g. for
+    # export/release.toml's qat_weights; empty: the run folder only
+    output_weights: str = ""
+
+
+@dataclass(frozen=True)
 class Recipe:
     model: ModelConfig
     data: DataConfig
     loss: LossConfig
     train: TrainConfig
+    qat: QatConfig | None = None
     path: Path = Path("recipe.toml")
 
     @property
@@ -126,23 +146,31 @@ class Recipe:
         return self.path.stem
 
 
-_TABLES = {"model": ModelConfig, "data": DataConfig, "loss": LossConfig, "train": TrainConfig}
+_TABLES = {"model": ModelConfig, "data": DataConfig, "loss": LossConfig, "train": TrainConfig, "qat": QatConfig}
+_OPTIONAL_TABLES = {"qat"}
 
 
 def _check_type(value, annotation, where: str):
+    """``value`` if it is an ``annotation`` (ints taken as floats); a dataclass annotation parses a table."""
+    if dataclasses.is_dataclass(annotation):
+        return parse_table(annotation, value, where)
     origin = typing.get_origin(annotation) or annotation
+    if origin is types.UnionType:  # e.g. bool | str: any of them
+        origin = annotation
     if origin is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if origin is int and isinstance(value, bool) or not isinstance(value, origin):
-        raise RecipeError(f"{where} must be {origin.__name__}, got {type(value).__name__} {value!r}")
+        raise RecipeError(f"{where} must be {getattr(origin, '__name__', origin)}, got {type(value).__name__} "
+                          f"{value!r}")
     if origin is list:
         (item,) = typing.get_args(annotation)
-        for v in value:
-            _check_type(v, item, where + "[]")
+        return [_check_type(v, item, where + "[]") for v in value]
     return value
 
 
-def _parse_table(cls, table, where: str):
+def check_table(cls, table, where: str, required: bool = True) -> dict:
+    """``table``'s values checked against the dataclass ``cls``' fields and converted (ints to floats, nested
+    tables to their dataclass); ``required=False`` lets required keys be missing (a table of defaults)."""
     if not isinstance(table, dict):
         raise RecipeError(f"{where} must be a table")
     hints = typing.get_type_hints(cls)
@@ -150,29 +178,41 @@ def _parse_table(cls, table, where: str):
     unknown = sorted(set(table) - set(fields))
     if unknown:
         raise RecipeError(f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(fields)}")
-    missing = [name for name, f in fields.items() if name not in table
+    missing = [name for name, f in fields.items() if required and name not in table
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:
         raise RecipeError(f"{where}: missing required key {missing[0]!r}")
-    return cls(**{key: _check_type(value, hints[key], f"{where} {key}") for key, value in table.items()})
+    return {key: _check_type(value, hints[key], f"{where} {key}") for key, value in table.items()}
+
+
+def parse_table(cls, table, where: str):
+    """A TOML table as the dataclass ``cls``; ``where`` (file and table) starts every error message."""
+    return cls(**check_table(cls, table, where))
+
+
+def read_toml(path: str | os.PathLike, what: str) -> dict:
+    """The TOML document at ``path``; ``what`` names the kind of file in the error when there is none."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such {what}")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise RecipeError(f"{path}: not valid TOML: {error}") from None
 
 
 def load_recipe(path: str | os.PathLike) -> Recipe:
     """Parse and check a recipe file."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such recipe file")
-    try:
-        document = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as error:
-        raise RecipeError(f"{path}: not valid TOML: {error}") from None
+    document = read_toml(path, "recipe file")
     unknown = sorted(set(document) - set(_TABLES))
     if unknown:
         raise RecipeError(f"{path}: unknown table [{unknown[0]}]; valid tables: {', '.join(_TABLES)}")
-    missing = [t for t in _TABLES if t not in document]
+    missing = [t for t in _TABLES if t not in document and t not in _OPTIONAL_TABLES]
     if missing:
         raise RecipeError(f"{path}: missing table [{missing[0]}]")
-    parts = {name: _parse_table(cls, document[name], f"{path}: [{name}]") for name, cls in _TABLES.items()}
+    parts = {name: parse_table(cls, document[name], f"{path}: [{name}]") for name, cls in _TABLES.items()
+             if name in document}
     recipe = Recipe(**parts, path=path)
     _check_values(recipe)
     return recipe

@@ -29,7 +29,8 @@ from typing import Callable
 
 import numpy as np
 
-from portrait_sdk.data import pipeline, readers
+from portrait_sdk.data import open_dataset, pipeline, validate
+from portrait_sdk.files import IMAGE_EXTENSIONS, atomic_write
 from portrait_sdk.keras_env import keras, tf
 from portrait_sdk.metrics import MattingMeter, SegmentationMeter
 from portrait_sdk.models import build_model, get_spec
@@ -50,13 +51,6 @@ def default_strategy() -> tf.distribute.Strategy:
     if len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename over ``path``: readers never see a half-written file."""
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 def checkpoint_problem(path: str) -> str | None:
@@ -106,6 +100,26 @@ class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
         return self.values()
 
 
+def precise_batch_norm(model, batches) -> int:
+    """Set every BN layer's moving statistics to the average of its batch statistics over ``batches`` (model
+    inputs), with the current weights (PreciseBN, Wu & Johnson 2021). Moving averages trail the weights by ~1 /
+    (1 - momentum) steps: early in a fine-tuning, or with few steps an epoch, inference-mode BN then normalises by
+    statistics of older weights and a model that segments well in training mode predicts nothing. Returns the
+    number of batches used."""
+    norms = [layer for layer in model.submodules if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [bn.momentum for bn in norms]
+    count = 0
+    try:
+        for count, batch in enumerate(batches, start=1):
+            for bn in norms:  # momentum (n - 1) / n: the running mean of the n batches so far
+                bn.momentum = (count - 1) / count
+            model(batch, training=True)
+    finally:
+        for bn, momentum in zip(norms, momenta):
+            bn.momentum = momentum
+    return count
+
+
 def is_better(value: float, best: float | None, mode: str) -> bool:
     return best is None or (value > best if mode == "max" else value < best)
 
@@ -147,13 +161,13 @@ class Trainer:
     # -- set-up ---------------------------------------------------------------------------------------------
     def _open_datasets(self):
         data = self.recipe.data
-        train = readers.open_dataset(data.path("train"))
-        val = readers.open_dataset(data.path("val"))
+        train = open_dataset(data.path("train"))
+        val = open_dataset(data.path("val"))
         if data.val_filter:
             val = val.filter(**data.val_filter)
-        train, val = (readers.validate(ds, skip_bad=data.skip_bad).dataset for ds in (train, val))
+        train, val = (validate(ds, skip_bad=data.skip_bad).dataset for ds in (train, val))
         for path in data.extra_paths(self.recipe.path):
-            extra = readers.validate(readers.open_dataset(path), skip_bad=data.skip_bad).dataset
+            extra = validate(open_dataset(path), skip_bad=data.skip_bad).dataset
             train = train.subset(train.samples + extra.samples, f"{train.name}+{extra.name}")
         if data.oversample:
             match = {key: value for key, value in data.oversample.items() if key != "times"}
@@ -249,9 +263,9 @@ class Trainer:
         if not folder:
             return None
         folder = Path(folder) if Path(folder).is_absolute() else self.recipe.data.path("train").parents[1] / folder
-        files = sorted(p for p in folder.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        files = sorted(p for p in folder.glob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
         if not files:
-            raise FileNotFoundError(f"{folder}: no background images (.jpg / .png)")
+            raise FileNotFoundError(f"{folder}: no background images ({' / '.join(IMAGE_EXTENSIONS)})")
         return files
 
     # -- steps ----------------------------------------------------------------------------------------------
@@ -379,6 +393,9 @@ class Trainer:
                     self._save_state()
                     self.manager.save(checkpoint_number=step)
             bar.close()
+            if cfg.precise_bn:
+                precise_batch_norm(self.model, (features["image"] for features, _ in
+                                                self._dataset(training=True, start_step=step).take(cfg.precise_bn)))
             record = {"epoch": epoch + 1, "step": step, **{f"train_{k}": v / count for k, v in sums.items()},
                       **{f"val_{k}": v for k, v in self.evaluate().items()}}
             self.history.append(record)
@@ -389,7 +406,7 @@ class Trainer:
             value = record[f"val_{cfg.metric}"]
             if is_better(value, None if self.best is None else self.best[f"val_{cfg.metric}"], cfg.metric_mode):
                 self.best = record
-                atomic_write(self.run_dir / "best.keras", self.model.save)
+                atomic_write(self.run_dir / "best.keras", self.model.save, keep_suffix=True)
             self._save_state()
             self.manager.save(checkpoint_number=step)
             self._write_reports()
@@ -415,7 +432,7 @@ class Trainer:
                 print(f"wise_ft a={alpha}: val_{cfg.metric}={record[f'val_{cfg.metric}']:.4g}", flush=True)
             if is_better(record[f"val_{cfg.metric}"], self.best[f"val_{cfg.metric}"], cfg.metric_mode):
                 self.best, chosen = {**self.best, **record, "wise_ft": alpha}, blend
-                atomic_write(self.run_dir / "best.keras", self.model.save)
+                atomic_write(self.run_dir / "best.keras", self.model.save, keep_suffix=True)
         self.best.setdefault("wise_ft", 1.0)
         self.model.set_weights(chosen)
         self._save_state()
@@ -425,7 +442,8 @@ class Trainer:
         report = {"recipe": self.recipe.path.name, "model": self.recipe.model.name, "metric": self.recipe.train.metric,
                   "best": self.best, "history": self.history, "wise_ft": getattr(self, "blends", [])}
         atomic_write(self.run_dir / "metrics.json", lambda p: p.write_text(json.dumps(report, indent=2)))
-        atomic_write(self.run_dir / "curves.png", lambda p: plot_curves(self.history, self.recipe.train.metric, p))
+        atomic_write(self.run_dir / "curves.png", lambda p: plot_curves(self.history, self.recipe.train.metric, p),
+                     keep_suffix=True)
 
 
 def plot_curves(history: list[dict], metric: str, path: Path) -> None:

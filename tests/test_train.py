@@ -276,3 +276,21 @@ def test_coupled_l2_is_half_l2_times_the_squared_kernels(recipe_path):
     expected = 0.05 * sum(float(np.sum(np.square(v.numpy()))) for v in kernels)
     terms = trainer._make_train_step()(iter(trainer._dataset(training=True)))
     assert float(terms["l2"]) == pytest.approx(expected, rel=1e-4)
+
+
+def test_precise_batch_norm_sets_moving_statistics_to_the_batches_mean():
+    from portrait_sdk.keras_env import keras
+    from portrait_sdk.train import precise_batch_norm
+
+    inputs = keras.Input((4, 4, 2))
+    hidden = keras.layers.Conv2D(2, 1, name="conv")(inputs)
+    bn = keras.layers.BatchNormalization(momentum=0.99, name="bn")
+    model = keras.Model(inputs, bn(hidden))
+    model.get_layer("conv").set_weights([np.eye(2, dtype=np.float32)[None, None], np.zeros(2, np.float32)])
+    rng = np.random.default_rng(0)
+    batches = [rng.normal(loc, 2.0, (8, 4, 4, 2)).astype(np.float32) for loc in (1.0, 3.0, 5.0)]
+    assert precise_batch_norm(model, iter(batches)) == 3
+    np.testing.assert_allclose(bn.moving_mean.numpy(), np.mean([b.mean((0, 1, 2)) for b in batches], 0), rtol=1e-5)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), np.mean([b.var((0, 1, 2)) for b in batches], 0),
+                               rtol=0.02)  # Keras' unbiased batch variance: 128 / 127
+    assert bn.momentum == 0.99  # restored
