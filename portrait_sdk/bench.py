@@ -19,8 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from portrait_sdk.assets import default_model, model_path
-from portrait_sdk.effects import get_effect, gradient_background
+from portrait_sdk.effects import gradient_background
 from portrait_sdk.preview.pipeline import STAGES, Pipeline, StageStats, VideoSource, write_image
 from portrait_sdk.recipe import data_root
 from portrait_sdk.runtime import Segmenter
@@ -42,6 +41,11 @@ class BenchConfig:
     smoothing: str = "uncertainty"  # the preview's default, for the speed run
     flicker_frames: int = 60
     noise: float = 2.0  # std of the Gaussian noise added to the static frame, in 0..255 pixel units
+
+
+def sample_clip() -> Path:
+    """The default video: ``samples/portrait_clip.mp4`` under the data root."""
+    return data_root() / SAMPLE_CLIP
 
 
 def _open(config: BenchConfig, smoothing: str) -> Segmenter:
@@ -173,18 +177,3 @@ def write_results(results: dict, folder: Path) -> tuple[Path, Path]:
     os.replace(tmp, json_path)
     write_image(png_path, chart(results))
     return json_path, png_path
-
-
-def cmd_bench(args) -> int:
-    """``portrait-sdk bench``: measure, print, and write JSON + PNG when ``--output`` is given."""
-    effect = get_effect(args.effect)
-    config = BenchConfig(model=model_path(args.model) if args.model else default_model(effect.tasks),
-                         video=args.video or data_root() / SAMPLE_CLIP, effect=args.effect, frames=args.frames,
-                         warmup=args.warmup, threads=args.threads, refine=args.refine,
-                         flicker_frames=args.flicker_frames, noise=args.noise)
-    results = run(config)
-    print(format_report(results))
-    if args.output:
-        for path in write_results(results, args.output):
-            print(f"wrote {path}")
-    return 0

@@ -8,6 +8,7 @@ benchmark look them up by name in ``EFFECTS``. No TensorFlow.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -15,6 +16,8 @@ import cv2
 import numpy as np
 
 Color = tuple[int, int, int]  # RGB, 0..255
+
+FOREGROUND_THRESHOLD = 0.5  # a pixel counts as foreground in a binary mask from this probability
 
 # Maximum background blur (strength 1) as a Gaussian sigma, in fractions of the frame's shorter side.
 MAX_BLUR_SIGMA = 1 / 24
@@ -77,6 +80,11 @@ def parse_color(text: str) -> Color:
         raise ValueError(f"color {text!r}: expected #RRGGBB or R,G,B") from None
     _check_color(rgb)
     return rgb  # type: ignore[return-value]
+
+
+def binary_mask(alpha: np.ndarray, threshold: float = FOREGROUND_THRESHOLD) -> np.ndarray:
+    """The foreground as a grey uint8 image: 255 where ``alpha >= threshold``, else 0."""
+    return np.where(alpha >= threshold, 255, 0).astype(np.uint8)
 
 
 def composite(foreground: np.ndarray, background: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -250,3 +258,11 @@ def get_effect(name: str) -> Effect:
         return EFFECTS[name]
     except KeyError:
         raise ValueError(f"unknown effect {name!r}; expected one of {sorted(EFFECTS)}") from None
+
+
+def check_model_task(effect: str, task: str, model: str | os.PathLike) -> None:
+    """A ValueError naming ``model`` when the mask of a ``task`` model does not suit ``effect``."""
+    tasks = get_effect(effect).tasks
+    if task not in tasks:
+        raise ValueError(f"{model}: a {task} model, but the {effect} effect needs a {' or '.join(tasks)} model; "
+                         "choose another --model or --effect")

@@ -1,8 +1,8 @@
 """Export: a trained Keras model -> ``<name>_<precision>.tflite`` with TFLite Model Metadata + its JSON model card.
 
-One table, ``PRECISIONS``, lists what can be exported: read it rather than repeating its names. Every file is
-the inference graph only: a static batch-1 NHWC input, the training-only heads stripped (a model built with
-``training_heads=True`` keeps "mask" alone, see ``INFERENCE_HEADS``), and a
+One table, ``PRECISIONS`` (in ``portrait_sdk.precisions``, TF-free), lists what can be exported: read it rather
+than repeating its names. Every file is the inference graph only: a static batch-1 NHWC input, the training-only
+heads stripped (a model built with ``training_heads=True`` keeps "mask" alone, see ``INFERENCE_HEADS``), and a
 probability map at the end (SOFTMAX for 2+ channels, LOGISTIC for 1: both run on the mobile GPU delegate), so a
 runtime, MediaPipe's ImageSegmenter included, reads probabilities without knowing the architecture.
 
@@ -21,7 +21,6 @@ import dataclasses
 import os
 import statistics
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -33,30 +32,8 @@ from portrait_sdk.gpu_ops import gpu_incompatibilities
 from portrait_sdk.keras_env import keras, tf
 from portrait_sdk.metadata import attach_metadata, schemas
 from portrait_sdk.model_card import InputSpec, ModelCard, OutputSpec, card_path
+from portrait_sdk.precisions import PRECISIONS, Precision, precision_spec  # noqa: F401  (re-exported)
 
-
-@dataclass(frozen=True)
-class Precision:
-    """One export format: its name (CLI / API), the file-name suffix, and what it needs."""
-
-    name: str
-    suffix: str
-    summary: str
-    needs_data: bool = False  # representative images to calibrate activation ranges
-    needs_qat: bool = False  # a model wrapped by tfmot's quantize_model (portrait_sdk.quantize)
-
-
-PRECISIONS: dict[str, Precision] = {p.name: p for p in (
-    Precision("float32", "fp32", "float32 weights and activations: the reference the others are compared with"),
-    Precision("float16", "fp16", "float16 weights (half the size), dequantized on the CPU; what MediaPipe's "
-                                 "GPU selfie model ships"),
-    Precision("dynamic_int8", "dyn_int8", "int8 weights, float activations (dynamic-range quantization): a quarter "
-                                          "of the size, no calibration data"),
-    Precision("int8", "int8", "full-integer post-training quantization calibrated on representative images; "
-                              "float32 input and output", needs_data=True),
-    Precision("qat_int8", "qat_int8", "int8 from quantization-aware training (portrait_sdk.quantize); float32 "
-                                      "input and output", needs_qat=True),
-)}
 
 # Kept; other dict outputs are training-only. The nail segmenter's "instance" and "direction" heads were never
 # trained (its recipe gives them weight 0), so they do not ship: every released file has one output, the mask,
@@ -66,12 +43,6 @@ CARD_FIELDS = ("description", "version", "author", "license", "training_data", "
 LATENCY_KEY = "cpu_2_threads"  # median ms of ``measure_latency`` (ai-edge-litert, XNNPACK, 2 threads)
 LATENCY_THREADS = 2
 MAX_CALIBRATION_SAMPLES = 100
-
-
-def precision_spec(name: str) -> Precision:
-    if name not in PRECISIONS:
-        raise ValueError(f"unknown precision {name!r}; valid choices: {', '.join(PRECISIONS)}")
-    return PRECISIONS[name]
 
 
 def load_model(path: str | os.PathLike) -> "keras.Model":

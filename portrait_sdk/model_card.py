@@ -41,7 +41,7 @@ class ModelCard:
     name: str  # e.g. "portraitnet_fp16"
     architecture: str  # registry name, e.g. "portraitnet"
     task: str
-    precision: str  # float32 | float16 | dynamic_int8 | int8 | qat_int8
+    precision: str  # a name of portrait_sdk.precisions.PRECISIONS ("unknown" when read from metadata only)
     input: InputSpec
     output: OutputSpec
     description: str = ""

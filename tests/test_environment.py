@@ -73,7 +73,7 @@ def _locked_packages(*uv_options: str) -> set[str]:
 
 
 def test_plain_uv_run_installs_no_training_stack_and_the_test_command_does():
-    """The README's main job (`uv run python -m portrait_sdk.preview --webcam`) gets the light inference side,
+    """The README's main job (`uv run portrait-sdk preview --webcam`) gets the light inference side,
     its test command (`uv run --group dev pytest`) what the tests need."""
     light, tests = _locked_packages(), _locked_packages("--group", "dev")
     assert {"ai-edge-litert", "numpy", "opencv-contrib-python", "fastapi", "uvicorn"} <= light
@@ -93,7 +93,7 @@ def test_light_install_runs_the_inference_side_and_names_the_train_extra():
     command says how to get the training side instead of a traceback."""
     code = BLOCK_TRAIN_EXTRA + textwrap.dedent("""
         import portrait_sdk.runtime, portrait_sdk.preview.app, portrait_sdk.serve.__main__, portrait_sdk.evaluate
-        import portrait_sdk.bench, portrait_sdk.gpu_check
+        import portrait_sdk.bench, portrait_sdk.gpu_check, portrait_sdk.predict
         from portrait_sdk.cli import main
         assert main(["models", "--task", "hair"]) == 0
         assert main(["train", "training/portraitnet.toml"]) == 2
@@ -104,14 +104,23 @@ def test_light_install_runs_the_inference_side_and_names_the_train_extra():
     assert "uv run --extra train portrait-sdk train" in result.stderr
 
 
-def test_inference_side_imports_without_tensorflow():
-    code = BLOCK_TENSORFLOW + textwrap.dedent("""
+def test_inference_side_imports_and_predicts_without_tensorflow(tmp_path):
+    """The inference modules import, and ``portrait-sdk predict`` runs the packaged model, with TensorFlow blocked."""
+    import cv2
+
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), np.full((40, 30, 3), 128, np.uint8))
+    code = BLOCK_TENSORFLOW + textwrap.dedent(f"""
         import portrait_sdk, portrait_sdk.runtime, portrait_sdk.gpu_ops, portrait_sdk.model_card, portrait_sdk.metadata
         import portrait_sdk.runtime.segmenter, portrait_sdk.runtime.refine, portrait_sdk.runtime.temporal
         import portrait_sdk.effects, portrait_sdk.assets, portrait_sdk.preview.app, portrait_sdk.bench, portrait_sdk.evaluate
         import portrait_sdk.serve, portrait_sdk.serve.__main__, portrait_sdk.gpu_check
+        import portrait_sdk.predict, portrait_sdk.precisions
+        from portrait_sdk.cli import main
+        assert main(["predict", {str(photo)!r}, "--output", {str(tmp_path / "out")!r}]) == 0
         assert not any(m.split(".")[0] in ("tensorflow", "tf_keras") for m in sys.modules)
         print("ok")
     """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr
+    assert (tmp_path / "out" / "photo.png").is_file()

@@ -1,6 +1,6 @@
-"""The preview app: headless runs on a video and a photo write the effect's output, the packaged-model lookup,
-the keys (effect, model, background, colour, snapshot) in a window loop driven by fake key presses, and clear
-messages where there is no camera, no display or no model."""
+"""The preview app (``portrait-sdk preview``): headless runs on a video and a photo write the effect's output, the
+packaged-model lookup, the keys (effect, model, background, colour, snapshot) in a window loop driven by fake key
+presses, and clear messages where there is no camera, no display or no model."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from test_environment import BLOCK_TENSORFLOW
 from tiny_models import clip_frame, model_folder, write_clip
 
 import portrait_sdk.assets as assets
+from portrait_sdk.cli import main
 from portrait_sdk.effects import blur_background
 from portrait_sdk.preview import STAGES, ImageSource, Pipeline, StageStats, VideoSource
 from portrait_sdk.preview import app
@@ -24,6 +25,11 @@ from portrait_sdk.runtime import Segmenter
 
 FRAMES = 12
 REPO = Path(__file__).resolve().parents[1]
+
+
+def run_preview(argv: list[str]) -> int:
+    """``portrait-sdk preview ARGV``."""
+    return main(["preview", *argv])
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +67,7 @@ def _read_video(path) -> list[np.ndarray]:
 
 def test_headless_video_to_mp4(models, clip, tmp_path, capsys):
     out = tmp_path / "out.mp4"
-    assert app.main(["--video", str(clip), "--model", str(models / "tiny_portrait.tflite"), "--headless",
+    assert run_preview(["--video", str(clip), "--model", str(models / "tiny_portrait.tflite"), "--headless",
                      "--output", str(out)]) == 0
     frames = _read_video(out)
     assert len(frames) == FRAMES and frames[0].shape == (48, 64, 3)
@@ -73,9 +79,9 @@ def test_headless_video_to_mp4(models, clip, tmp_path, capsys):
 def test_headless_run_imports_no_tensorflow(models, clip, tmp_path):
     out = tmp_path / "out.png"
     code = BLOCK_TENSORFLOW + textwrap.dedent(f"""
-        from portrait_sdk.preview.app import main
-        assert main(["--video", {str(clip)!r}, "--model", {str(models / "tiny_portrait.tflite")!r}, "--headless",
-                     "--output", {str(out)!r}, "--frames", "2"]) == 0
+        from portrait_sdk.cli import main
+        assert main(["preview", "--video", {str(clip)!r}, "--model", {str(models / "tiny_portrait.tflite")!r},
+                     "--headless", "--output", {str(out)!r}, "--frames", "2"]) == 0
         assert not any(m.split(".")[0] in ("tensorflow", "tf_keras") for m in sys.modules)
     """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -84,7 +90,7 @@ def test_headless_run_imports_no_tensorflow(models, clip, tmp_path):
 
 def test_headless_matte_of_a_photo_to_png(models, photo, tmp_path):
     out = tmp_path / "matte.png"
-    assert app.main(["--image", str(photo), "--model", str(models / "tiny_portrait.tflite"), "--effect", "matte",
+    assert run_preview(["--image", str(photo), "--model", str(models / "tiny_portrait.tflite"), "--effect", "matte",
                      "--headless", "--output", str(out)]) == 0
     matte = cv2.imread(str(out), cv2.IMREAD_GRAYSCALE)
     assert matte.shape == (48, 64)
@@ -93,7 +99,7 @@ def test_headless_matte_of_a_photo_to_png(models, photo, tmp_path):
 
 def test_headless_png_of_a_video_is_its_last_frame(models, clip, tmp_path):
     out = tmp_path / "last.png"
-    assert app.main(["--video", str(clip), "--model", str(models / "tiny_portrait.tflite"), "--headless",
+    assert run_preview(["--video", str(clip), "--model", str(models / "tiny_portrait.tflite"), "--headless",
                      "--output", str(out), "--frames", "5", "--no-refine", "--smoothing", "none"]) == 0
     source = VideoSource.file(clip)
     for _ in range(5):
@@ -106,7 +112,7 @@ def test_headless_png_of_a_video_is_its_last_frame(models, clip, tmp_path):
 
 def test_packaged_default_model_needs_no_model_argument(packaged, photo, tmp_path, capsys):
     out = tmp_path / "blurred.png"
-    assert app.main(["--image", str(photo), "--headless", "--output", str(out)]) == 0
+    assert run_preview(["--image", str(photo), "--headless", "--output", str(out)]) == 0
     assert "tiny_portrait" in capsys.readouterr().out and out.is_file()
     assert assets.default_model(("portrait", "matting")) == packaged / "tiny_portrait.tflite"
     assert assets.model_path("tiny_hair") == packaged / "tiny_hair.tflite"
@@ -115,10 +121,10 @@ def test_packaged_default_model_needs_no_model_argument(packaged, photo, tmp_pat
 
 def test_missing_packaged_model_says_what_to_do(tmp_path, photo, monkeypatch, capsys):
     monkeypatch.setattr(assets, "MODELS_DIR", tmp_path / "empty")
-    assert app.main(["--image", str(photo), "--headless", "--output", str(tmp_path / "o.png")]) == 2
+    assert run_preview(["--image", str(photo), "--headless", "--output", str(tmp_path / "o.png")]) == 2
     error = capsys.readouterr().err
     assert "no packaged portrait or matting model" in error and "--model PATH" in error
-    assert app.main(["--image", str(photo), "--model", "nonexistent_model", "--headless",
+    assert run_preview(["--image", str(photo), "--model", "nonexistent_model", "--headless",
                      "--output", str(tmp_path / "o.png")]) == 2
     assert "neither a .tflite file nor a model name" in capsys.readouterr().err
 
@@ -133,9 +139,9 @@ def test_released_files_in_export_resolve_by_name(packaged, photo, tmp_path, mon
     assert assets.model_path("tiny_released") == assets.RELEASED_DIR / "tiny_released.tflite"
     assert assets.model_path("tiny_hair") == packaged / "tiny_hair.tflite"  # packaged names first
     out = tmp_path / "o.png"
-    assert app.main(["--image", str(photo), "--model", "tiny_released", "--headless", "--output", str(out)]) == 0
+    assert run_preview(["--image", str(photo), "--model", "tiny_released", "--headless", "--output", str(out)]) == 0
     assert out.is_file()
-    assert app.main(["--image", str(photo), "--model", "mmnet_int9", "--headless", "--output", str(out)]) == 2
+    assert run_preview(["--image", str(photo), "--model", "mmnet_int9", "--headless", "--output", str(out)]) == 2
     error = capsys.readouterr().err
     assert f"packaged (in {packaged}): tiny_hair, tiny_portrait;" in error
     assert f"released (in {released}): tiny_released" in error
@@ -147,7 +153,7 @@ def test_checkout_release_names_resolve(monkeypatch):
 
 
 def test_effect_needs_a_model_of_its_task(models, photo, tmp_path, capsys):
-    assert app.main(["--image", str(photo), "--model", str(models / "tiny_portrait.tflite"), "--effect",
+    assert run_preview(["--image", str(photo), "--model", str(models / "tiny_portrait.tflite"), "--effect",
                      "hair-color", "--headless", "--output", str(tmp_path / "o.png")]) == 2
     assert "needs a hair model" in capsys.readouterr().err
 
@@ -156,7 +162,7 @@ def test_effect_needs_a_model_of_its_task(models, photo, tmp_path, capsys):
 def test_no_display_suggests_headless(monkeypatch, capsys):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    assert app.main(["--webcam"]) == 2
+    assert run_preview(["--webcam"]) == 2
     error = capsys.readouterr().err
     assert "no display" in error and "--headless" in error and "--video" in error
 
@@ -164,13 +170,13 @@ def test_no_display_suggests_headless(monkeypatch, capsys):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="an X11 display name")
 def test_unreachable_display_is_caught_before_opening_a_window(monkeypatch, capsys):
     monkeypatch.setenv("DISPLAY", ":4242")  # OpenCV's Qt backend would abort the whole process on this
-    assert app.main(["--webcam"]) == 2
+    assert run_preview(["--webcam"]) == 2
     error = capsys.readouterr().err
     assert "cannot open a window" in error and "--headless" in error
 
 
 def test_no_camera_suggests_a_file(models, tmp_path, capsys):
-    assert app.main(["--camera", "97", "--model", str(models / "tiny_portrait.tflite"), "--headless",
+    assert run_preview(["--camera", "97", "--model", str(models / "tiny_portrait.tflite"), "--headless",
                      "--output", str(tmp_path / "o.mp4")]) == 2
     error = capsys.readouterr().err
     assert "no camera at index 97" in error and "--video FILE" in error
@@ -183,19 +189,20 @@ def test_no_camera_suggests_a_file(models, tmp_path, capsys):
     (["--video", "missing.mp4", "--headless", "--output", "o.mp4"], "no such video file"),
 ])
 def test_bad_arguments_explain_themselves(argv, message, capsys):
-    assert app.main(argv) == 2
+    assert run_preview(argv) == 2
     assert message in capsys.readouterr().err
 
 
 def test_a_source_is_required(capsys):
     with pytest.raises(SystemExit):
-        app.main([])
-    assert "choose a source" in capsys.readouterr().err
+        run_preview([])
+    error = capsys.readouterr().err
+    assert "one of the arguments --webcam --camera --video --image is required" in error
 
 
 def test_help_documents_the_keys(capsys):
     with pytest.raises(SystemExit):
-        app.main(["--help"])
+        run_preview(["--help"])
     text = capsys.readouterr().out
     for key, action in app.KEYS.items():
         assert f"  {key}  {action}" in text
@@ -235,9 +242,8 @@ def test_window_keys_switch_effect_model_background_colour_and_save(packaged, ph
     backgrounds.mkdir()
     for name, color in (("a.png", (0, 255, 0)), ("b.png", (255, 0, 255))):
         cv2.imwrite(str(backgrounds / name), np.full((10, 10, 3), color, np.uint8))
-    args = app.build_parser().parse_args(["--image", str(photo), "--background", str(backgrounds),
-                                          "--snapshot-dir", str(tmp_path / "shots")])
-    preview = app.Preview(args)
+    options = app.PreviewOptions(image=photo, backgrounds=(backgrounds,), snapshot_dir=tmp_path / "shots")
+    preview = app.Preview(options)
     window = FakeWindow("ebseecex", preview)
     window.install(monkeypatch)
     app.run_window(preview, ImageSource(photo, repeat=True))

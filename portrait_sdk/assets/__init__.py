@@ -1,7 +1,7 @@
 """The models that ship inside the package: ``portrait_sdk/assets/models/<name>.tflite`` + ``<name>.json`` card.
 
-The preview and the server start with these when no model is named, so that ``python -m portrait_sdk.preview
---webcam`` needs nothing else. They are package data (``[tool.setuptools.package-data]`` in pyproject.toml), found
+The preview, predict, bench and the server start with these when no model is named, so that ``portrait-sdk
+preview --webcam`` needs nothing else. They are package data (``[tool.setuptools.package-data]`` in pyproject.toml), found
 through ``importlib.resources`` wherever the package is installed. No TensorFlow.
 """
 
@@ -42,6 +42,11 @@ def default_model(tasks: str | tuple[str, ...]) -> Path:
         f"no packaged {' or '.join(wanted)} model in {MODELS_DIR} (the released models are not shipped in this "
         "build yet): pass --model PATH to a .tflite file with its .json model card, e.g. one written by "
         "`portrait-sdk export`")
+
+
+def resolve_model(name_or_path: str | os.PathLike | None, tasks: str | tuple[str, ...]) -> Path:
+    """What ``--model`` names (``model_path``), or the packaged model for ``tasks`` when it names none."""
+    return model_path(name_or_path) if name_or_path else default_model(tasks)
 
 
 def model_path(name_or_path: str | os.PathLike) -> Path:

@@ -1,4 +1,4 @@
-"""The preview app (``python -m portrait_sdk.preview``) and the timed per-frame pipeline it shares with the
+"""The preview app (``portrait-sdk preview``) and the timed per-frame pipeline it shares with the
 benchmark. No TensorFlow."""
 
 from portrait_sdk.preview.pipeline import (STAGES, FrameResult, ImageSource, NoCameraError, Pipeline, StageStats,

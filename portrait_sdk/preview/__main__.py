@@ -1,5 +1,8 @@
+"""``python -m portrait_sdk.preview ...``: the same command as ``portrait-sdk preview ...``."""
+
 import sys
 
-from portrait_sdk.preview.app import main
+from portrait_sdk.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main(["preview", *sys.argv[1:]]))

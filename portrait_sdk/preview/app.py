@@ -1,29 +1,28 @@
-"""``python -m portrait_sdk.preview``: live segmentation effects on a webcam, a video or a photo, in a window with
-FPS and inference time on screen, or headless into a video / image file.
+"""``portrait-sdk preview`` (also ``python -m portrait_sdk.preview``): live segmentation effects on a webcam, a video
+or a photo, in a window with FPS and inference time on screen, or headless into a video / image file.
 
-``python -m portrait_sdk.preview --webcam`` needs nothing else: it blurs the background with the packaged portrait
-model. No TensorFlow.
+``portrait-sdk preview --webcam`` needs nothing else: it blurs the background with the packaged portrait model. The
+command line (``portrait_sdk.cli``) builds a ``PreviewOptions`` and calls ``run``. No TensorFlow.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from portrait_sdk import quiet
 from portrait_sdk.assets import default_model, model_path, packaged_models
-from portrait_sdk.effects import EFFECTS, get_effect, gradient_background, parse_color
-from portrait_sdk.preview.pipeline import (IMAGE_SUFFIXES, FrameResult, ImageSource, NoCameraError, Pipeline,
-                                           Source, StageStats, VideoSource, VideoWriter, format_stages,
+from portrait_sdk.effects import EFFECTS, Color, check_model_task, get_effect, gradient_background
+from portrait_sdk.preview.pipeline import (IMAGE_SUFFIXES, FrameResult, ImageSource, Pipeline, Source, StageStats,
+                                           VideoSource, VideoWriter, format_stages, image_files, read_rgb,
                                            write_image)
 from portrait_sdk.runtime import Segmenter, load_card
 
@@ -46,6 +45,32 @@ class NoDisplayError(RuntimeError):
     """There is no screen to open a window on."""
 
 
+@dataclass(frozen=True)
+class PreviewOptions:
+    """What ``run`` shows: a source, a model and an effect, in a window or (``headless``) into ``output``.
+
+    The source is ``video``, else ``image``, else the camera ``camera``. ``model`` is what ``--model`` takes (see
+    ``portrait_sdk.assets.resolve_model``); None: the packaged model for the effect.
+    """
+
+    video: Path | None = None
+    image: Path | None = None
+    camera: int = 0
+    model: str | None = None
+    effect: str = "blur"
+    backgrounds: tuple[Path, ...] = ()  # images or folders of them for the replace effect (none: a gradient)
+    color: Color | None = None  # hair-color / nails; None: the effect's own
+    strength: float | None = None  # blur / dye amount in [0, 1]; None: the effect's own
+    gloss: float | None = None  # nail polish gloss in [0, 1]; None: the effect's own
+    smoothing: str = "uncertainty"  # temporal smoothing of video masks: uncertainty, ema or none
+    refine: bool = True  # guided-filter refinement of the mask
+    threads: int = 2  # CPU threads for inference
+    headless: bool = False
+    output: Path | None = None  # headless: .mp4 / .avi (every frame) or an image (the last frame)
+    frames: int = 0  # headless: stop after this many frames (0: at the end of the source)
+    snapshot_dir: Path = Path(".")  # where the s key saves snapshots
+
+
 # Opens and closes a window; OpenCV's Qt backend aborts the whole process when it cannot reach the display, so
 # this runs in a child process first.
 _WINDOW_PROBE = "import cv2; cv2.namedWindow('probe'); cv2.waitKey(1); cv2.destroyAllWindows()"
@@ -62,55 +87,33 @@ def check_display() -> None:
         raise NoDisplayError(f"OpenCV cannot open a window ({reason.strip()}): {HEADLESS_HINT}")
 
 
-def background_files(paths: list[Path]) -> list[Path]:
-    """The image files named by ``--background``: files as given, folders expanded to their images (sorted)."""
-    files = []
-    for path in paths:
-        if path.is_dir():
-            files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise FileNotFoundError(f"{path}: no such background image or folder")
-    return files
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"{path}: OpenCV cannot decode this image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 class Preview:
     """What the keys switch between: effects, models (loaded on first use, then kept), backgrounds and colours."""
 
-    def __init__(self, args: argparse.Namespace):
-        self.args = args
-        self.user_model = model_path(args.model) if args.model else None
+    def __init__(self, options: PreviewOptions):
+        self.options = options
+        self.user_model = model_path(options.model) if options.model else None
         self._segmenters: dict[Path, Segmenter] = {}
-        self.backgrounds: list[Path | None] = background_files(args.background) or [None]
-        self.colors = [args.color, *COLORS]  # None: the effect's own default colour
+        self.backgrounds: list[Path | None] = [file for path in options.backgrounds
+                                               for file in image_files(path, "background image")] or [None]
+        self.colors = [options.color, *COLORS]  # None: the effect's own default colour
         self.background_index = self.color_index = 0
         self.notice = ""
-        effect = get_effect(args.effect)
-        path = self.user_model or default_model(effect.tasks)
+        path = self.user_model or default_model(get_effect(options.effect).tasks)
         segmenter = self._open(path)
-        if segmenter.card.task not in effect.tasks:
-            raise ValueError(f"{path}: a {segmenter.card.task} model, but the {args.effect} effect needs a "
-                             f"{' or '.join(effect.tasks)} model; choose another --model or --effect")
-        self.pipeline = Pipeline(segmenter, args.effect, self._options())
+        check_model_task(options.effect, segmenter.card.task, path)
+        self.pipeline = Pipeline(segmenter, options.effect, self._effect_options())
 
     def _open(self, path: Path) -> Segmenter:
         if path not in self._segmenters:
-            smoothing = None if self.args.smoothing == "none" else self.args.smoothing
-            self._segmenters[path] = Segmenter.from_file(path, num_threads=self.args.threads,
-                                                         refine=self.args.refine, smoothing=smoothing)
+            smoothing = None if self.options.smoothing == "none" else self.options.smoothing
+            self._segmenters[path] = Segmenter.from_file(path, num_threads=self.options.threads,
+                                                         refine=self.options.refine, smoothing=smoothing)
         return self._segmenters[path]
 
-    def _options(self) -> dict:
+    def _effect_options(self) -> dict:
         entry = self.backgrounds[self.background_index]
-        return {"strength": self.args.strength, "gloss": self.args.gloss,
+        return {"strength": self.options.strength, "gloss": self.options.gloss,
                 "color": self.colors[self.color_index],
                 "background": gradient_background() if entry is None else read_rgb(entry)}
 
@@ -151,18 +154,18 @@ class Preview:
 
     def next_background(self) -> None:
         self.background_index = (self.background_index + 1) % len(self.backgrounds)
-        self.pipeline.options = self._options()
+        self.pipeline.options = self._effect_options()
         entry = self.backgrounds[self.background_index]
         self.notice = f"background {'built-in gradient' if entry is None else entry.name}"
 
     def next_color(self) -> None:
         self.color_index = (self.color_index + 1) % len(self.colors)
-        self.pipeline.options = self._options()
+        self.pipeline.options = self._effect_options()
         color = self.colors[self.color_index]
         self.notice = "colour: the effect's default" if color is None else "colour #{:02x}{:02x}{:02x}".format(*color)
 
     def snapshot(self, result: FrameResult) -> Path:
-        folder = Path(self.args.snapshot_dir)
+        folder = Path(self.options.snapshot_dir)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"snapshot-{datetime.now():%Y%m%d-%H%M%S-%f}.png"
         write_image(path, result.output)
@@ -243,102 +246,40 @@ def run_headless(pipeline: Pipeline, source: Source, output: Path, max_frames: i
     return stats
 
 
-def _unit(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {value}")
-    return value
+def open_source(options: PreviewOptions) -> Source:
+    if options.video:
+        return VideoSource.file(options.video)
+    if options.image:
+        return ImageSource(options.image, repeat=not options.headless)
+    return VideoSource.camera(options.camera)
 
 
-def _color(text: str) -> tuple[int, int, int]:
-    try:
-        return parse_color(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def build_parser() -> argparse.ArgumentParser:
-    keys = "\n".join(f"  {key}  {text}" for key, text in KEYS.items())
-    parser = argparse.ArgumentParser(
-        prog="python -m portrait_sdk.preview", description=__doc__, formatter_class=argparse.RawTextHelpFormatter,
-        epilog=f"keys in the window:\n{keys}\n\nexamples:\n  python -m portrait_sdk.preview --webcam\n"
-               "  python -m portrait_sdk.preview --video clip.mp4 --effect replace --background beach.jpg\n"
-               "  python -m portrait_sdk.preview --image me.jpg --headless --output blurred.png")
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--webcam", action="store_true", help="the default camera (as --camera 0)")
-    source.add_argument("--video", type=Path, metavar="FILE", help="a video file")
-    source.add_argument("--image", type=Path, metavar="FILE", help="a photo")
-    parser.add_argument("--camera", type=int, metavar="N", help="camera index (implies a camera source)")
-    parser.add_argument("--model", metavar="NAME|PATH",
-                        help="a packaged model's name, a released file's name in export/ (e.g. mmnet_int8) or a "
-                             ".tflite file with its .json card (default: the packaged model for the effect's task)")
-    parser.add_argument("--effect", choices=list(EFFECTS), default="blur", help="default: blur")
-    parser.add_argument("--background", type=Path, action="append", default=[], metavar="FILE|DIR",
-                        help="background image(s) for the replace effect; repeat, or name a folder")
-    parser.add_argument("--color", type=_color, help="colour for hair-color / nails: #RRGGBB or R,G,B")
-    parser.add_argument("--strength", type=_unit, help="blur amount / dye amount in [0, 1]")
-    parser.add_argument("--gloss", type=_unit, help="nail polish gloss in [0, 1]")
-    parser.add_argument("--smoothing", choices=("uncertainty", "ema", "none"), default="uncertainty",
-                        help="temporal smoothing of video masks (default: uncertainty)")
-    parser.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True,
-                        help="snap the mask to image edges with a guided filter (default: on)")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads for inference (default: 2)")
-    parser.add_argument("--headless", action="store_true", help="no window: write --output instead")
-    parser.add_argument("--output", type=Path, metavar="FILE",
-                        help="with --headless: .mp4 / .avi (every frame) or .png / .jpg (the last frame)")
-    parser.add_argument("--frames", type=int, default=0, metavar="N", help="with --headless: stop after N frames")
-    parser.add_argument("--snapshot-dir", type=Path, default=Path("."), metavar="DIR",
-                        help="where the s key saves snapshots (default: the current folder)")
-    parser.add_argument("--verbose", action="store_true",
-                        help="show OpenCV's and LiteRT's log lines (camera probing, XNNPACK), quiet by default")
-    return parser
-
-
-def open_source(args: argparse.Namespace) -> Source:
-    if args.video:
-        return VideoSource.file(args.video)
-    if args.image:
-        return ImageSource(args.image, repeat=not args.headless)
-    return VideoSource.camera(args.camera or 0)
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.headless and args.output is None:
+def run(options: PreviewOptions) -> int:
+    """The preview in a window until q, or headless into ``options.output``; a ValueError / FileNotFoundError /
+    NoCameraError / NoDisplayError says what to change."""
+    output = options.output
+    if options.headless and output is None:
         raise ValueError(f"--headless needs --output FILE ({', '.join(VIDEO_SUFFIXES + IMAGE_SUFFIXES)})")
-    if args.output is not None:
-        if not args.headless:
+    if output is not None:
+        if not options.headless:
             raise ValueError("--output writes a file instead of showing a window: add --headless")
-        if args.output.suffix.lower() not in VIDEO_SUFFIXES + IMAGE_SUFFIXES:
-            raise ValueError(f"{args.output}: unknown output type; use one of "
-                             f"{', '.join(VIDEO_SUFFIXES + IMAGE_SUFFIXES)}")
-    if not args.headless:
+        if output.suffix.lower() not in VIDEO_SUFFIXES + IMAGE_SUFFIXES:
+            raise ValueError(f"{output}: unknown output type; use one of {', '.join(VIDEO_SUFFIXES + IMAGE_SUFFIXES)}")
+    if not options.headless:
         check_display()
-    source = open_source(args)
+    source = open_source(options)
     try:
-        preview = Preview(args)
-        if not args.headless:
+        preview = Preview(options)
+        if not options.headless:
             run_window(preview, source)
         else:
-            stats = run_headless(preview.pipeline, source, args.output, args.frames)
+            stats = run_headless(preview.pipeline, source, output, options.frames)
     finally:
         source.close()
     if source.problem:  # the stream ended early or had gaps: what was done is kept, and said
         print(f"warning: {source.problem}", file=sys.stderr)
-    if not args.headless:
+    if not options.headless:
         return 0
-    print(f"wrote {args.output}: {stats.frames} frame(s) from {source.name} with "
+    print(f"wrote {output}: {stats.frames} frame(s) from {source.name} with "
           f"{preview.pipeline.segmenter.card.name}, {stats.fps():.1f} FPS; {format_stages(stats.mean_ms())}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    quiet.configure(args.verbose)
-    if not (args.webcam or args.video or args.image or args.camera is not None):
-        parser.error("choose a source: --webcam, --camera N, --video FILE or --image FILE")
-    try:
-        return run(args)
-    except (ValueError, FileNotFoundError, NoCameraError, NoDisplayError) as error:
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return 2

@@ -251,10 +251,31 @@ def format_stages(stages_ms: dict[str, float]) -> str:
     return "  ".join(f"{stage} {ms:.1f}" for stage, ms in stages_ms.items()) + " ms"
 
 
-def write_image(path: str | os.PathLike, rgb: np.ndarray) -> None:
-    """Save an RGB frame atomically (encoded in memory, written to a temp file renamed over ``path``)."""
+def image_files(path: Path, what: str = "image") -> list[Path]:
+    """``path`` if it is a file, else the folder's images (by suffix, sorted by name, hidden files skipped)."""
+    if path.is_dir():
+        return sorted(p for p in path.iterdir()
+                      if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
+    if path.is_file():
+        return [path]
+    raise FileNotFoundError(f"{path}: no such {what} or folder")
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """An image file as RGB uint8, or a FileNotFoundError / ValueError naming the file."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such image file")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"{path}: OpenCV cannot decode this image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Save an RGB (or grey) uint8 image atomically (encoded in memory, written to a temp file renamed over
+    ``path``)."""
     path = Path(path)
-    ok, data = cv2.imencode(path.suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    ok, data = cv2.imencode(path.suffix, cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image)
     if not ok:
         raise ValueError(f"{path}: OpenCV cannot write images of type {path.suffix!r}")
     tmp = path.with_name(f".{path.name}.tmp")

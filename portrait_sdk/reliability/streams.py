@@ -1,4 +1,4 @@
-"""Faulty video sources for the preview (``python -m portrait_sdk.preview ... --headless``): video files truncated
+"""Faulty video sources for the preview (``portrait-sdk preview ... --headless``): video files truncated
 at random offsets, with random bytes written over their middle, empty or not a video at all; a camera that stops
 delivering frames mid-stream (for good, or coming back when reopened); a camera whose frame size changes.
 
@@ -110,7 +110,8 @@ class FakeCamera:
 
 def check_stream_case(spec: dict) -> dict:
     """Run the preview headless on the case; see the module docstring."""
-    from portrait_sdk.preview import app, pipeline
+    from portrait_sdk.cli import main
+    from portrait_sdk.preview import pipeline
 
     kind, out = spec["kind"], Path(spec["output"])
     source = ["--video", spec["video"]] if "video" in spec else ["--camera", "0"]
@@ -121,7 +122,8 @@ def check_stream_case(spec: dict) -> dict:
     stderr, stdout = io.StringIO(), io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
-            code = app.main([*source, "--model", spec["model"], "--headless", "--output", str(out), "--no-refine"])
+            code = main(["preview", *source, "--model", spec["model"], "--headless", "--output", str(out),
+                         "--no-refine"])
     except BaseException as error:  # noqa: BLE001 -- anything escaping main is the finding
         return {"outcome": "unexpected", "detail": f"{type(error).__name__}: {error}"}
     finally:

@@ -1,4 +1,4 @@
-"""The HTTP service and browser demo: ``python -m portrait_sdk.serve --models DIR`` (FastAPI + uvicorn).
+"""The HTTP service and browser demo: ``portrait-sdk serve --models DIR`` (FastAPI + uvicorn).
 
 No TensorFlow: it runs the exported ``.tflite`` files through the same ``Segmenter`` and ``EFFECTS`` as the preview.
 """

@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 
 import portrait_sdk
 from portrait_sdk.assets import MODELS_DIR
-from portrait_sdk.effects import EFFECTS, parse_color
+from portrait_sdk.effects import EFFECTS, FOREGROUND_THRESHOLD, binary_mask, parse_color
 from portrait_sdk.serve.store import ModelStore
 from portrait_sdk.serve.uploads import FormPart, UploadLimits, form_image, parse_form, read_body
 
@@ -29,7 +29,6 @@ PACKAGE = Path(portrait_sdk.__file__).parent
 WEB = PACKAGE / "web"  # the demo page and its script
 # MediaPipe Tasks Vision's bundle and wasm files, installed by `npm ci --prefix web` in a source checkout.
 DEFAULT_TASKS_VISION = PACKAGE.parent / "web" / "node_modules" / "@mediapipe" / "tasks-vision"
-FOREGROUND_THRESHOLD = 0.5  # a pixel counts as foreground in the stats (and the mask) from this probability
 
 ImageFormat = Literal["jpeg", "png"]
 EffectName = Literal[tuple(EFFECTS)]  # type: ignore[valid-type]
@@ -116,7 +115,7 @@ def create_app(config: ServeConfig = ServeConfig()) -> FastAPI:
 
         def work(form):
             alpha = segment(form, name, refine).alpha
-            return encode(np.where(alpha >= threshold, 255, 0).astype(np.uint8))
+            return encode(binary_mask(alpha, threshold))
         return await handle(request, work)
 
     @app.post("/v1/matte", summary="Soft alpha matte (PNG, 0..255)", **_image_route(("image/png",), "image"))
