@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 
 from portrait_sdk.effects import gradient_background
+from portrait_sdk.files import atomic_write, data_root
 from portrait_sdk.preview.pipeline import STAGES, Pipeline, StageStats, VideoSource, write_image
-from portrait_sdk.recipe import data_root
 from portrait_sdk.runtime import Segmenter
 
 SAMPLE_CLIP = Path("samples") / "portrait_clip.mp4"  # under the data root
@@ -172,8 +172,6 @@ def write_results(results: dict, folder: Path) -> tuple[Path, Path]:
     """``bench.json`` and ``bench.png`` in ``folder`` (written atomically)."""
     folder.mkdir(parents=True, exist_ok=True)
     json_path, png_path = folder / "bench.json", folder / "bench.png"
-    tmp = folder / ".bench.json.tmp"
-    tmp.write_text(json.dumps(results, indent=2))
-    os.replace(tmp, json_path)
+    atomic_write(json_path, lambda temp: temp.write_text(json.dumps(results, indent=2)))
     write_image(png_path, chart(results))
     return json_path, png_path

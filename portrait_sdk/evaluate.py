@@ -12,9 +12,9 @@ import os
 import statistics
 from pathlib import Path
 
-from portrait_sdk.data.readers import open_dataset
+from portrait_sdk.data import open_dataset
+from portrait_sdk.files import atomic_write, data_root
 from portrait_sdk.metrics import MattingMeter, SegmentationMeter
-from portrait_sdk.recipe import data_root
 from portrait_sdk.runtime import Segmenter
 
 
@@ -88,7 +88,4 @@ def format_table(report: dict) -> str:
 
 
 def write_report(report: dict, path: str | os.PathLike) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2))
-    os.replace(tmp, path)
+    atomic_write(path, lambda temp: temp.write_text(json.dumps(report, indent=2)))

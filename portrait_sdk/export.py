@@ -21,6 +21,7 @@ import dataclasses
 import os
 import statistics
 import time
+import zipfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -28,6 +29,7 @@ import flatbuffers
 import numpy as np
 
 from portrait_sdk import preprocess
+from portrait_sdk.files import IMAGE_EXTENSIONS, write_files
 from portrait_sdk.gpu_ops import gpu_incompatibilities
 from portrait_sdk.keras_env import keras, tf
 from portrait_sdk.metadata import attach_metadata, schemas
@@ -46,17 +48,34 @@ MAX_CALIBRATION_SAMPLES = 100
 
 
 def load_model(path: str | os.PathLike) -> "keras.Model":
-    """A ``.keras`` file saved by the trainer, or a QAT model (loaded inside ``quantize_scope``)."""
+    """A ``.keras`` file saved by the trainer, or a QAT model (loaded inside ``quantize_scope``).
+
+    Only a file that names tfmot's layers gets the scope, so that loading a float model imports neither tfmot nor
+    the trainer (``portrait_sdk.quantize`` imports both).
+    """
     import portrait_sdk.models  # noqa: F401  (registers the custom layers)
-    from portrait_sdk.quantize import quantize_scope
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such weights file")
     if path.suffix != ".keras":
         raise ValueError(f"{path}: expected a .keras file saved by `portrait-sdk train`")
+    if not _names_tfmot_layers(path):
+        return keras.models.load_model(path, compile=False)
+    from portrait_sdk.quantize import quantize_scope
+
     with quantize_scope():
         return keras.models.load_model(path, compile=False)
+
+
+def _names_tfmot_layers(path: Path) -> bool:
+    """Whether a ``.keras`` file (a zip whose ``config.json`` gives each layer's module) holds tfmot's layers; a
+    file that is no such zip is left to Keras to reject."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return b"tensorflow_model_optimization" in archive.read("config.json")
+    except (zipfile.BadZipFile, KeyError):
+        return False
 
 
 def is_quantization_aware(model: "keras.Model") -> bool:
@@ -163,8 +182,6 @@ def _name_outputs(flatbuffer: bytes, heads: dict[str, str], order: list[str]) ->
 
 
 def _image_files(folder: Path) -> list[Path]:
-    from portrait_sdk.data.readers import IMAGE_EXTENSIONS
-
     if not folder.is_dir():
         raise FileNotFoundError(f"representative data folder {folder} does not exist")
     files = sorted(p for p in folder.rglob("*")
@@ -182,7 +199,7 @@ def representative_dataset(data: str | os.PathLike | Iterable[np.ndarray], spec:
     (1, H, W, C), normalized)."""
     shape = (1, spec.height, spec.width, spec.channels)
     if isinstance(data, (str, os.PathLike)):
-        from portrait_sdk.data.readers import read_image
+        from portrait_sdk.data import read_image
 
         files = _image_files(Path(data))[:max_samples]
         return lambda: ([preprocess.model_input(read_image(path), spec)] for path in files)
@@ -289,21 +306,3 @@ def export_model(model_or_keras_path: "keras.Model | str | os.PathLike", out_dir
     path = out_dir / f"{card.name}.tflite"
     write_files({path: flatbuffer, card_path(path): card.to_json().encode()})
     return path
-
-
-def write_files(files: Mapping[Path, bytes]) -> None:
-    """Write each file to a temp file beside it, then rename them all into place.
-
-    A failure before the renames leaves the old files (or none) and removes the temp files.
-    """
-    temps: dict[Path, Path] = {}
-    try:
-        for path, data in files.items():
-            temps[path] = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # open() keeps the umask's mode
-            with open(temps[path], "wb") as file:
-                file.write(data)
-        for path, tmp in temps.items():
-            os.replace(tmp, path)
-    finally:
-        for tmp in temps.values():
-            tmp.unlink(missing_ok=True)

@@ -12,6 +12,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from portrait_sdk.files import atomic_write
+
 CARD_VERSION = 1
 RESIZE_MODES = ("stretch", "letterbox")
 COLOR_ORDERS = ("RGB", "BGR")
@@ -58,10 +60,7 @@ class ModelCard:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write atomically (a temp file renamed over ``path``)."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(self.to_json())
-        os.replace(tmp, path)
+        atomic_write(path, lambda temp: temp.write_text(self.to_json()))
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "model card") -> "ModelCard":

@@ -2,7 +2,7 @@
 
 The output is a dataset in the generic folder layout (``images/`` + ``alpha/`` with matching stems, and an
 ``index.csv`` whose rows become each sample's meta: ``label_source`` = "pseudo", ``source``, ``teacher``,
-``confidence``), so ``readers.open_dataset(out_dir)`` and the trainer read it like any other folder. The alpha is
+``confidence``), so ``open_dataset(out_dir)`` and the trainer read it like any other folder. The alpha is
 the teacher's soft probability, ``round(255 * p)`` as an 8-bit PNG: distillation wants the teacher's uncertainty,
 not a thresholded mask.
 
@@ -35,7 +35,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from portrait_sdk.data import readers
+from portrait_sdk.data import DatasetError, read_image
+from portrait_sdk.data.formats import index_csv_meta
+from portrait_sdk.files import IMAGE_EXTENSIONS, atomic_write
 from portrait_sdk.runtime import Segmenter
 
 LABEL_SOURCE = "pseudo"
@@ -193,7 +195,7 @@ def pseudolabel(teacher: str | os.PathLike, images_dir: str | os.PathLike, out_d
             else:
                 try:
                     score = _label_file(segmenter, path, out_dir, options)
-                except readers.DatasetError as error:
+                except DatasetError as error:
                     bad.append(str(error))
                 else:
                     scored.append(score)
@@ -227,7 +229,7 @@ def pseudolabel(teacher: str | os.PathLike, images_dir: str | os.PathLike, out_d
 def _label_file(segmenter: Segmenter, path: Path, out_dir: Path, options: PseudolabelOptions) -> float:
     """Label one photo and return its confidence; image and alpha are written only when it reaches
     min_confidence. Raises DatasetError for an unreadable file."""
-    prob = label_image(segmenter, readers.read_image(path), options)
+    prob = label_image(segmenter, read_image(path), options)
     score = confidence(prob)
     if score >= options.min_confidence:
         _link_or_copy(path, out_dir / "images" / path.name)
@@ -238,9 +240,9 @@ def _label_file(segmenter: Segmenter, path: Path, out_dir: Path, options: Pseudo
 def _image_files(folder: Path, limit: int | None) -> tuple[list[Path], list[str]]:
     """The folder's image files (sorted, the first ``limit``), and a problem line for each stem clash."""
     files = sorted(p for p in folder.iterdir()
-                   if p.suffix.lower() in readers.IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file())
+                   if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file())
     if not files:
-        raise ValueError(f"{folder}: no images ({', '.join(sorted(readers.IMAGE_EXTENSIONS))})")
+        raise ValueError(f"{folder}: no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
     files = files[:limit]
     kept: dict[str, Path] = {}
     clashes = []
@@ -286,7 +288,7 @@ def _check_resume(out_dir: Path, settings: dict) -> None:
 
 def _source_of(images_dir: Path) -> dict[str, str]:
     """stem -> the input's ``source`` column where an index.csv describes the images (as the readers find it)."""
-    return {stem: dict(meta).get("source", "") for stem, meta in readers._index_csv_meta(images_dir).items()}
+    return {stem: dict(meta).get("source", "") for stem, meta in index_csv_meta(images_dir).items()}
 
 
 def _index_rows(out_dir: Path, teacher: str, source: dict[str, str]) -> dict[str, dict]:
@@ -309,16 +311,6 @@ def _row(stem: str, source: dict[str, str], teacher: str, score: float) -> dict:
             "confidence": f"{score:.4f}"}
 
 
-def _replace(path: Path, write: Callable[[Path], None]) -> None:
-    """``write(temp)`` beside ``path``, then rename it into place: readers never see a half-written file."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(temp)
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-
-
 def _link_or_copy(source: Path, target: Path) -> None:
     def place(temp: Path) -> None:
         try:
@@ -326,18 +318,18 @@ def _link_or_copy(source: Path, target: Path) -> None:
         except OSError:  # another file system, or links not allowed
             shutil.copyfile(source, temp)
 
-    _replace(target, place)
+    atomic_write(target, place)
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:
     ok, data = cv2.imencode(".png", image)
     if not ok:
         raise ValueError(f"{path}: OpenCV cannot encode the PNG")
-    _replace(path, lambda temp: temp.write_bytes(data.tobytes()))
+    atomic_write(path, lambda temp: temp.write_bytes(data.tobytes()))
 
 
 def _write_json(path: Path, record: dict) -> None:
-    _replace(path, lambda temp: temp.write_text(json.dumps(record, indent=2) + "\n"))
+    atomic_write(path, lambda temp: temp.write_text(json.dumps(record, indent=2) + "\n"))
 
 
 def _write_index(out_dir: Path, rows: dict[str, dict]) -> None:
@@ -347,7 +339,7 @@ def _write_index(out_dir: Path, rows: dict[str, dict]) -> None:
             writer.writeheader()
             writer.writerows(rows[stem] for stem in sorted(rows))
 
-    _replace(out_dir / "index.csv", write)
+    atomic_write(out_dir / "index.csv", write)
 
 
 def write_contact_sheet(out_dir: Path, stems: list[str]) -> Path | None:
@@ -357,7 +349,7 @@ def write_contact_sheet(out_dir: Path, stems: list[str]) -> Path | None:
         return None
     picks = [stems[i] for i in np.linspace(0, len(stems) - 1, min(SHEET_THUMBNAILS, len(stems))).round().astype(int)]
     images = {p.stem: p for p in (out_dir / "images").iterdir()}
-    cells = [_thumbnail(readers.read_image(images[stem]),
+    cells = [_thumbnail(read_image(images[stem]),
                         cv2.imread(str(out_dir / "alpha" / f"{stem}.png"), cv2.IMREAD_GRAYSCALE), stem)
              for stem in dict.fromkeys(picks)]
     rows = -(-len(cells) // SHEET_COLUMNS)

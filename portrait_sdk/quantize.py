@@ -45,12 +45,12 @@ from portrait_sdk.keras_env import keras, tf  # sets TF_USE_LEGACY_KERAS before 
 import tensorflow_model_optimization as tfmot  # noqa: E402
 from tensorflow_model_optimization.python.core.quantization.keras import quantize_layer  # noqa: E402
 
+from portrait_sdk.files import atomic_write  # noqa: E402
 from portrait_sdk.models import build_model  # noqa: E402
 from portrait_sdk.models.hair_segmenter import MaxUnpool2x  # noqa: E402
 from portrait_sdk.models.selfie import HardSwish  # noqa: E402
 from portrait_sdk.models.sinet import ChannelSlice  # noqa: E402
 from portrait_sdk.recipe import Recipe, load_recipe  # noqa: E402
-from portrait_sdk.train import Trainer, atomic_write  # noqa: E402
 
 tfq = tfmot.quantization.keras
 layers = keras.layers
@@ -273,13 +273,15 @@ def run_qat(recipe_path: str | os.PathLike, weights_path: str | os.PathLike, out
     The float model is evaluated first on the validation split, then wrapped by ``quantize_for_training`` and
     trained by the recipe's ``Trainer`` (checkpoints, resume, best epoch by the recipe's metric).
     """
+    from portrait_sdk.train import Trainer  # not at the top: loading a QAT model to export it needs no trainer
+
     recipe = qat_recipe(load_recipe(recipe_path), weights_path, epochs, learning_rate)
     out_dir = Path(out_dir)
     trainer = Trainer(recipe, out_dir, progress=progress, model_transform=quantize_for_training)
     float_metrics = trainer.evaluate(trainer.base_model)
     best = trainer.fit(resume=resume)
     trainer.model.load_weights(out_dir / "best.keras")  # the best epoch, not the last
-    atomic_write(out_dir / QAT_MODEL_FILE, inference_model(trainer.model, recipe).save)
+    atomic_write(out_dir / QAT_MODEL_FILE, inference_model(trainer.model, recipe).save, keep_suffix=True)
 
     metric = recipe.train.metric
     qat_metrics = {key[4:]: value for key, value in best.items() if key.startswith("val_")}

@@ -22,12 +22,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-
-
-def data_root(override: str | os.PathLike | None = None) -> Path:
-    """Where datasets live: an explicit path, else ``$PORTRAIT_SDK_DATA``, else ``../shared/datasets``."""
-    return Path(override or os.environ.get("PORTRAIT_SDK_DATA") or DEFAULT_DATA_ROOT)
+from portrait_sdk.files import data_root
 
 
 class RecipeError(ValueError):

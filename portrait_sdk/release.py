@@ -27,7 +27,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from portrait_sdk.recipe import data_root
+from portrait_sdk.files import data_root, write_files
 
 REPORT_JSON = "report.json"
 REPORT_MD = "REPORT.md"
@@ -155,7 +155,7 @@ def _card_metrics(scores: dict, key: str, entry: ReleaseEntry) -> dict:
 
 def release_model(entry: ReleaseEntry, out_dir: Path, threads: int = 2, latency_runs: int = 50) -> dict:
     """Export, score and write one model's released files; returns its report entry."""
-    from portrait_sdk.export import export_model, load_model, write_files
+    from portrait_sdk.export import export_model, load_model
     from portrait_sdk.metadata import attach_metadata
     from portrait_sdk.model_card import ModelCard, card_path
     from portrait_sdk.quantize import load_qat_model
@@ -232,8 +232,6 @@ def release(manifest: str | os.PathLike, only: list[str] | None = None, threads:
 
 
 def _write_report(out_dir: Path, models: list[dict]) -> None:
-    from portrait_sdk.export import write_files
-
     report = {"models": models}
     write_files({out_dir / REPORT_JSON: json.dumps(report, indent=2).encode(),
                  out_dir / REPORT_MD: report_markdown(models).encode(),

@@ -15,6 +15,8 @@ import os
 from importlib import resources
 from pathlib import Path
 
+from portrait_sdk.files import atomic_write
+
 ZOO_FILE = Path(str(resources.files("portrait_sdk") / "zoo.json"))
 
 
@@ -50,7 +52,5 @@ def measure_zoo() -> list[dict]:
 
 def write_zoo(rows: list[dict], path: str | os.PathLike = ZOO_FILE) -> Path:
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(rows, indent=1) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, lambda temp: temp.write_text(json.dumps(rows, indent=1) + "\n"))
     return path

@@ -114,7 +114,7 @@ def test_inference_side_imports_and_predicts_without_tensorflow(tmp_path):
         import portrait_sdk, portrait_sdk.runtime, portrait_sdk.gpu_ops, portrait_sdk.model_card, portrait_sdk.metadata
         import portrait_sdk.runtime.segmenter, portrait_sdk.runtime.refine, portrait_sdk.runtime.temporal
         import portrait_sdk.effects, portrait_sdk.assets, portrait_sdk.preview.app, portrait_sdk.bench, portrait_sdk.evaluate
-        import portrait_sdk.serve, portrait_sdk.serve.__main__, portrait_sdk.gpu_check
+        import portrait_sdk.serve, portrait_sdk.serve.__main__, portrait_sdk.gpu_check, portrait_sdk.files
         import portrait_sdk.predict, portrait_sdk.precisions
         from portrait_sdk.cli import main
         assert main(["predict", {str(photo)!r}, "--output", {str(tmp_path / "out")!r}]) == 0

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -137,3 +141,33 @@ def test_cli_exports_a_trainer_keras_file(tmp_path, capsys):
         card = ModelCard.load(tmp_path / "export" / f"tiny_{suffix}.json")
         assert (card.architecture, card.license) == ("extremec3net", "MIT")
     assert "tiny_int8.tflite" in capsys.readouterr().out
+
+
+def test_float_export_imports_neither_the_trainer_nor_tfmot(tmp_path):
+    """A float export of a trainer's ``.keras`` file, in a fresh process: tfmot (and ``portrait_sdk.quantize``,
+    which imports the trainer) is only for QAT files."""
+    code = textwrap.dedent(f"""
+        import sys
+        from export_cases import tiny_model
+        from portrait_sdk.export import export_model
+
+        weights = {str(tmp_path / "best.keras")!r}
+        tiny_model("extremec3net", 1, training_heads=True).save(weights)
+        for precision in ("float32", "float16"):
+            export_model(weights, {str(tmp_path)!r}, "tiny", precision, latency_runs=1)
+        print(sorted(m for m in sys.modules if m in ("portrait_sdk.train", "portrait_sdk.quantize")
+                     or m.startswith("tensorflow_model_optimization")))
+    """)
+    result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"
+    assert (tmp_path / "tiny_fp32.tflite").is_file() and (tmp_path / "tiny_fp16.tflite").is_file()
+
+
+def test_load_model_reads_a_qat_keras_file(tmp_path):
+    """A QAT file is recognised by its tfmot layers and loaded inside ``quantize_scope`` (see the test above)."""
+    from portrait_sdk.quantize import quantize_for_training
+
+    path = tmp_path / "qat_model.keras"
+    quantize_for_training(tiny_model("portraitnet", 2)).save(path)
+    assert export.is_quantization_aware(export.load_model(path))

@@ -10,7 +10,7 @@ from fastapi import HTTPException
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from portrait_sdk.data import readers
+from portrait_sdk.data import DatasetError, jpeg_is_complete, read_image
 from portrait_sdk.reliability.fuzz import png_with_size
 from portrait_sdk.serve.uploads import FormPart, UploadLimits, decode_image, image_size, parse_form
 
@@ -58,7 +58,7 @@ def test_any_upload_decodes_or_gets_a_4xx(data):
 @FUZZ
 @given(st.builds(lambda b: JPEG[:2] + b, st.binary(max_size=600)) | spoilt)
 def test_jpeg_completeness_check_never_raises(data):
-    assert isinstance(readers.jpeg_is_complete(data), bool)
+    assert isinstance(jpeg_is_complete(data), bool)
 
 
 @FUZZ
@@ -67,8 +67,8 @@ def test_any_dataset_file_decodes_or_names_itself(tmp_path, data):
     path = tmp_path / "sample.png"
     path.write_bytes(data)
     try:
-        image = readers.read_image(path)
-    except readers.DatasetError as error:
+        image = read_image(path)
+    except DatasetError as error:
         assert str(path) in str(error)
     else:
         assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from tiny_models import model_folder
 
-from portrait_sdk.data import readers
+from portrait_sdk.data import DatasetError, Sample, SegmentationDataset, read_image, validate
 from portrait_sdk.reliability.fuzz import (MODEL_KINDS, MUST_READ, READER_KINDS, fuzz_models, fuzz_readers,
                                            png_with_size)
 from portrait_sdk.runtime import Segmenter
@@ -35,8 +35,8 @@ def test_fuzzed_model_files_end_in_a_named_error_or_the_same_mask(tmp_path_facto
 def _sample(tmp_path, label: np.ndarray):
     cv2.imwrite(str(tmp_path / "image.png"), np.zeros((8, 10, 3), np.uint8))
     cv2.imwrite(str(tmp_path / "label.png"), label)
-    return readers.SegmentationDataset([readers.Sample(tmp_path / "image.png", tmp_path / "label.png", "mask",
-                                                       "gray")], tmp_path, "one")
+    return SegmentationDataset([Sample(tmp_path / "image.png", tmp_path / "label.png", "mask", "gray")], tmp_path,
+                               "one")
 
 
 @pytest.mark.parametrize("color", [0, 255])
@@ -44,8 +44,8 @@ def test_a_mask_kept_in_the_alpha_channel_is_refused_not_read_as_its_colour(tmp_
     mask = np.zeros((8, 10), np.uint8)
     mask[2:6, 3:8] = 255
     dataset = _sample(tmp_path, np.dstack([np.full((8, 10, 3), color, np.uint8), mask]))
-    with pytest.raises(readers.DatasetError, match=r"label\.png: the label has transparent pixels"):
-        readers.validate(dataset)
+    with pytest.raises(DatasetError, match=r"label\.png: the label has transparent pixels"):
+        validate(dataset)
 
 
 def test_an_opaque_rgba_mask_is_read_from_its_colour(tmp_path):
@@ -58,13 +58,13 @@ def test_an_opaque_rgba_mask_is_read_from_its_colour(tmp_path):
 def test_an_image_declaring_more_pixels_than_opencv_allows_is_a_dataset_error(tmp_path):
     path = tmp_path / "huge.png"
     path.write_bytes(png_with_size(60_000, 60_000))
-    with pytest.raises(readers.DatasetError, match=r"huge\.png: OpenCV refuses to decode it"):
-        readers.read_image(path)
+    with pytest.raises(DatasetError, match=r"huge\.png: OpenCV refuses to decode it"):
+        read_image(path)
 
 
 def test_a_transposed_label_hints_at_the_exif_orientation(tmp_path):
     dataset = _sample(tmp_path, np.zeros((10, 8), np.uint8))
-    with pytest.raises(readers.DatasetError, match="transposed: labels follow the image as displayed"):
+    with pytest.raises(DatasetError, match="transposed: labels follow the image as displayed"):
         dataset.load(0)
 
 

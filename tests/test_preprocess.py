@@ -43,7 +43,7 @@ def tiny_model_as(tmp_path, models, resize: str):
 def test_validation_calibration_evaluate_and_runtime_tensors_are_identical(resize, photo_folder, tmp_path,
                                                                             tmp_path_factory, monkeypatch):
     from portrait_sdk import evaluate, export
-    from portrait_sdk.data import augment, pipeline, readers
+    from portrait_sdk.data import augment, open_dataset, pipeline
     from portrait_sdk.runtime import Segmenter
 
     root, image = photo_folder
@@ -58,7 +58,7 @@ def test_validation_calibration_evaluate_and_runtime_tensors_are_identical(resiz
     # training-time validation: the data pipeline's batch, in the [0, 1] the trained Keras model takes
     fit = "pad" if resize == "letterbox" else "stretch"
     config = pipeline.AugmentConfig(deform=augment.DeformConfig(fit=fit))
-    dataset = pipeline.make_dataset(readers.open_dataset(root), size=(SIZE, SIZE), batch_size=1, training=False,
+    dataset = pipeline.make_dataset(open_dataset(root), size=(SIZE, SIZE), batch_size=1, training=False,
                                     config=config)
     features, targets = next(iter(dataset))
     np.testing.assert_allclose(features["image"].numpy(), runtime, rtol=0, atol=1e-7)
@@ -67,7 +67,7 @@ def test_validation_calibration_evaluate_and_runtime_tensors_are_identical(resiz
     seen = []
     original = Segmenter.preprocess
     monkeypatch.setattr(Segmenter, "preprocess", lambda self, *a, **k: seen.append(original(self, *a, **k)) or seen[-1])
-    evaluate.evaluate_model(model, readers.open_dataset(root))
+    evaluate.evaluate_model(model, open_dataset(root))
     np.testing.assert_array_equal(seen[0], runtime)
 
     # the label is fitted into the same box as the image: its top-left corner lands where the image's does

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from portrait_sdk.cli import main
-from portrait_sdk.data import readers
+from portrait_sdk.data import open_dataset, read_image
 from portrait_sdk.pseudolabel import PseudolabelOptions, pseudolabel, soften
 from portrait_sdk.runtime import Segmenter
 from tiny_models import model_folder
@@ -58,7 +58,7 @@ def test_output_is_a_dataset_with_pseudo_labels_and_counts(teacher, photos, tmp_
     assert (report.images, report.kept, report.labelled, report.existing) == (5, 4, 4, 0)
     assert len(report.bad) == 1 and "broken.jpg" in report.bad[0]
     assert calls[-1] == (5, 5)  # the text file is not an image; the broken one is found when read
-    dataset = readers.open_dataset(out)
+    dataset = open_dataset(out)
     assert len(dataset) == 4 and {s.label_kind for s in dataset.samples} == {"alpha"}
     assert len(dataset.filter(label_source="pseudo")) == 4
     assert dict(dataset[0].meta)["teacher"] == "tiny_portrait.tflite"
@@ -77,7 +77,7 @@ def test_output_is_a_dataset_with_pseudo_labels_and_counts(teacher, photos, tmp_
 
 def test_alpha_is_the_runtime_probability_times_255(teacher, photos, tmp_path):
     pseudolabel(teacher, photos, tmp_path / "out")
-    image = readers.read_image(photos / "square_1.png")
+    image = read_image(photos / "square_1.png")
     expected = np.rint(Segmenter.from_file(teacher).segment(image) * 255).astype(np.uint8)
     alpha = cv2.imread(str(tmp_path / "out" / "alpha" / "square_1.png"), cv2.IMREAD_UNCHANGED)
     assert alpha.dtype == np.uint8 and alpha.ndim == 2
@@ -85,7 +85,7 @@ def test_alpha_is_the_runtime_probability_times_255(teacher, photos, tmp_path):
 
 
 def test_temperature_softens_and_sharpens_as_specified(teacher, photos, tmp_path):
-    prob = Segmenter.from_file(teacher).segment(readers.read_image(photos / "square_0.png"))
+    prob = Segmenter.from_file(teacher).segment(read_image(photos / "square_0.png"))
     alphas = {}
     for temperature in (0.5, 2.0):
         out = tmp_path / f"t{temperature}"
@@ -104,7 +104,7 @@ def test_min_confidence_drops_unsure_images(teacher, photos, tmp_path):
     report = pseudolabel(teacher, photos, out, PseudolabelOptions(min_confidence=0.3))
     assert report.dropped == ("grey",) and report.kept == 3
     assert not (out / "alpha" / "grey.png").exists() and not (out / "images" / "grey.png").exists()
-    assert len(readers.open_dataset(out)) == 3
+    assert len(open_dataset(out)) == 3
     assert json.loads((out / "pseudolabel.json").read_text())["counts"]["dropped"] == 1
 
 
@@ -117,7 +117,7 @@ def test_rerun_resumes_and_refuses_other_settings(teacher, photos, tmp_path):
     second = pseudolabel(teacher, photos, out)
     assert (second.existing, second.labelled, second.kept) == (2, 2, 4)
     assert {k: v for k, v in folder_state(out / "alpha").items() if k in labelled} == labelled  # not rewritten
-    dataset = readers.open_dataset(out)
+    dataset = open_dataset(out)
     assert len(dataset.filter(label_source="pseudo")) == 4
     assert {float(dict(s.meta)["confidence"]) > 0.5 for s in dataset.samples if s.image.stem != "grey"} == {True}
     third = pseudolabel(teacher, photos, out, PseudolabelOptions(limit=3))
@@ -153,7 +153,7 @@ def test_keras_teacher_labels_as_its_float32_export(photos, tmp_path):
     pseudolabel(keras_path, photos, tmp_path / "from_keras", PseudolabelOptions(limit=3))
     pseudolabel(exported, photos, tmp_path / "from_tflite", PseudolabelOptions(limit=3))
     for name in ("from_keras", "from_tflite"):
-        assert len(readers.open_dataset(tmp_path / name)) == 2
+        assert len(open_dataset(tmp_path / name)) == 2
     assert folder_state(tmp_path / "from_keras" / "alpha").keys() == {"grey.png", "square_0.png"}
     for stem in ("grey", "square_0"):
         a, b = (cv2.imread(str(tmp_path / name / "alpha" / f"{stem}.png"), cv2.IMREAD_GRAYSCALE)

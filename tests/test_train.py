@@ -94,7 +94,7 @@ def test_recipe_errors_name_the_file_and_the_key(tmp_path, recipe_path):
 
 
 def test_dataset_problems_stop_training_before_it_starts(recipe_path):
-    from portrait_sdk.data.readers import DatasetError
+    from portrait_sdk.data import DatasetError
     from portrait_sdk.train import Trainer
 
     (recipe_path.parent / "toy" / "train" / "masks" / "003.png").unlink()

@@ -7,6 +7,7 @@ order) and returns RGB. No TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import deque
@@ -18,10 +19,11 @@ import cv2
 import numpy as np
 
 from portrait_sdk.effects import fit_cover, get_effect
+from portrait_sdk.files import IMAGE_EXTENSIONS, atomic_write, replacing
 from portrait_sdk.runtime import Segmenter
 
 STAGES = ("decode", "pre-process", "inference", "post-process", "effect")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+IMAGE_SUFFIXES = IMAGE_EXTENSIONS
 CAMERA_REOPEN_TRIES = 3  # a camera that stops delivering frames is reopened this often before the stream ends
 CAMERA_REOPEN_WAIT_S = 0.5
 FILE_SKIP_TRIES = 25  # unreadable frames of a file skipped in a row before the stream ends early
@@ -278,9 +280,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     ok, data = cv2.imencode(path.suffix, cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image)
     if not ok:
         raise ValueError(f"{path}: OpenCV cannot write images of type {path.suffix!r}")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data.tobytes())
-    os.replace(tmp, path)
+    atomic_write(path, lambda temp: temp.write_bytes(data.tobytes()))
 
 
 class VideoWriter:
@@ -289,7 +289,7 @@ class VideoWriter:
 
     def __init__(self, path: str | os.PathLike, fps: float):
         self.path = Path(path)
-        self._tmp = self.path.with_name(f".{self.path.stem}.tmp{self.path.suffix}")
+        self._file = contextlib.ExitStack()  # ``replacing(path)`` from the first frame to ``close``
         self._fps, self._writer = fps, None
         self.size: tuple[int, int] | None = None  # (width, height), from the first frame
         self.resized = 0  # frames of another size, resized to ``size`` (a video file has one frame size)
@@ -301,24 +301,21 @@ class VideoWriter:
         if self._writer is None:
             self.size = (rgb.shape[1], rgb.shape[0])
             fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() == ".mp4" else "MJPG"))
-            self._writer = cv2.VideoWriter(str(self._tmp), fourcc, self._fps, (rgb.shape[1], rgb.shape[0]))
+            (temp,) = self._file.enter_context(replacing(self.path, keep_suffix=True))
+            self._writer = cv2.VideoWriter(str(temp), fourcc, self._fps, (rgb.shape[1], rgb.shape[0]))
             if not self._writer.isOpened():
                 raise ValueError(f"{self.path}: OpenCV cannot write a video here")
         self._writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
 
     def close(self) -> None:
         """Finish the file and give it its final name."""
-        if self._writer is not None:
-            self._writer.release()
-            os.replace(self._tmp, self.path)
-            self._writer = None
+        self.__exit__(None, None, None)
 
     def __enter__(self) -> "VideoWriter":
         return self
 
     def __exit__(self, error_type, error, traceback) -> None:
-        if error_type is None:
-            self.close()
-        elif self._writer is not None:  # failed half way: leave no partial file behind
+        if self._writer is not None:
             self._writer.release()
-            self._tmp.unlink(missing_ok=True)
+            self._writer = None
+        self._file.__exit__(error_type, error, traceback)  # renamed into place, or removed after a failure

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from portrait_sdk.files import atomic_write
 from portrait_sdk.reliability import report
 
 SECTIONS = ("readers", "models", "streams", "kills", "exports", "service")
@@ -120,16 +121,10 @@ def main(argv: list[str] | None = None) -> int:
             figures[name]["wall_s"] = round(time.perf_counter() - began, 1)
             figures[name]["budget"] = FULL
             args.output.parent.mkdir(parents=True, exist_ok=True)
-            _write(figures_file, json.dumps(figures, indent=1, default=str))
-            _write(args.output, report.markdown(figures))
+            atomic_write(figures_file, lambda temp: temp.write_text(json.dumps(figures, indent=1, default=str)))
+            atomic_write(args.output, lambda temp: temp.write_text(report.markdown(figures)))
             print(f"{name}: {report.one_line(name, figures[name])}", flush=True)
     return 0 if not any("error" in figures.get(name, {}) for name in args.sections) else 1
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 if __name__ == "__main__":

@@ -221,23 +221,23 @@ def check_reader_case(spec: dict) -> dict:
     """Validate a dataset of [good, the case, good] with and without ``skip_bad``; see the module docstring."""
     import warnings
 
-    from portrait_sdk.data import readers
+    from portrait_sdk.data import DatasetError, Sample, SegmentationDataset, validate
 
     folder = Path(spec["folder"])
-    good = readers.Sample(folder / "good.png", folder / "good_label.png", "mask", "gray")
-    case = readers.Sample(folder / spec["image"], folder / spec["label"], spec["label_kind"], spec["decoder"])
-    dataset = readers.SegmentationDataset([good, case, good], folder, spec["name"])
+    good = Sample(folder / "good.png", folder / "good_label.png", "mask", "gray")
+    case = Sample(folder / spec["image"], folder / spec["label"], spec["label_kind"], spec["decoder"])
+    dataset = SegmentationDataset([good, case, good], folder, spec["name"])
     bad = folder / spec["bad"]
     try:
-        readers.validate(dataset)
-    except readers.DatasetError as error:
+        validate(dataset)
+    except DatasetError as error:
         if spec["must_read"]:
             return {"outcome": "wrong", "detail": f"valid data refused: {error}"}
         if len(error.problems) != 1 or str(bad) not in error.problems[0]:
             return {"outcome": "unnamed", "detail": str(error)}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            report = readers.validate(dataset, skip_bad=True)
+            report = validate(dataset, skip_bad=True)
         if report.skipped != 1 or len(report.dataset) != 2:
             return {"outcome": "wrong", "detail": f"skip_bad skipped {report.skipped}, kept {len(report.dataset)}"}
         return {"outcome": "error", "detail": error.problems[0]}

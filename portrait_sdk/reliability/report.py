@@ -10,7 +10,7 @@ CI_TESTS = ("tests/test_fuzz_readers.py", "tests/test_kill_train.py", "tests/tes
 FINDINGS = (
     ("readers", "A mask kept in the alpha channel of an RGBA PNG label (colour black or white) was read as its colour: "
      "an all-background or all-foreground mask, accepted silently (16 of 20 RGBA cases per 240 before the fix).",
-     "Labels with transparent pixels are refused, naming the file (`readers._check_opaque`)."),
+     "Labels with transparent pixels are refused, naming the file (`data.labels._check_opaque`)."),
     ("readers", "An image header declaring more than OpenCV's 2^30 pixels raised a bare `cv2.error` out of "
      "`validate` (4 of 10 huge-size cases per 120).", "It is a `DatasetError` naming the file."),
     ("readers", "A label the size of its image transposed (an EXIF-rotated photo, label drawn on the stored pixels) "
@@ -140,7 +140,7 @@ def markdown(figures: dict) -> str:
     ]
     sections = {
         "readers": lambda f: _fuzz("Fuzzed dataset files", "readers", f, "A dataset of [good sample, the case, good "
-                                   "sample] through `readers.validate`, then with `skip_bad=True` (the case must be "
+                                   "sample] through `data.validate`, then with `skip_bad=True` (the case must be "
                                    "the one counted skip)."),
         "models": lambda f: _fuzz("Fuzzed model files", "models", f, "`Segmenter.from_file` and one frame on a "
                                   "spoilt copy of a tiny `.tflite` (no metadata) or its card; a file that opens must "
