@@ -199,20 +199,13 @@ def cmd_qat(args) -> int:
     from portrait_sdk.quantize import REPORT_FILE, run_qat
 
     run_dir = Path(args.output or Path("runs") / f"{recipe.name}_qat")
-    report = run_qat(recipe.path, args.weights, run_dir, epochs=args.epochs, learning_rate=args.learning_rate,
-                     resume=args.resume, progress=not args.quiet)
+    report = run_qat(recipe.path, run_dir, weights=args.weights, epochs=args.epochs,
+                     learning_rate=args.learning_rate, resume=args.resume, progress=not args.quiet)
     metric = report["metric"]
     print(f"{recipe.model.name} {metric}: float {report['float'][metric]:.4f}, QAT (simulated int8) "
           f"{report['qat'][metric]:.4f} at epoch {report['qat_epoch']} ({report['change']:+.4f}); "
           f"report in {run_dir / REPORT_FILE}, model in {run_dir / report['qat_model']}")
     return 0
-
-
-def qat_script(recipe: Path, weights: Path, epochs: int, learning_rate: float, argv: list[str] | None = None) -> int:
-    """``portrait-sdk qat`` with one model's settings, for ``training/qat_<model>.py``; ``argv`` (default: the
-    script's own arguments) may add --output, --resume, --quiet or override the settings."""
-    return main(["qat", str(recipe), "--weights", str(weights), "--epochs", str(epochs),
-                 "--learning-rate", str(learning_rate), *(sys.argv[1:] if argv is None else argv)])
 
 
 def cmd_evaluate(args) -> int:
@@ -387,12 +380,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 
-    qat = modes.add_parser("qat", help="quantization-aware fine-tuning of a trained float model "
-                                       "(training/qat_<model>.py)")
-    qat.add_argument("recipe", type=Path, help="the float model's recipe TOML file (its data and objective)")
-    qat.add_argument("--weights", type=Path, required=True, help="trained float weights (.keras)")
-    qat.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs (default 5)")
-    qat.add_argument("--learning-rate", type=float, default=1e-5, help="constant learning rate (default 1e-5)")
+    qat = modes.add_parser("qat", help="quantization-aware fine-tuning of a trained float model, as its recipe's "
+                                       "[qat] table says (portrait-sdk qat training/<model>.toml)")
+    qat.add_argument("recipe", type=Path, help="the float model's recipe TOML file (its data, objective and [qat])")
+    qat.add_argument("--weights", type=Path, help="trained float weights (.keras) instead of [qat] weights")
+    qat.add_argument("--epochs", type=int, help="fine-tuning epochs instead of [qat] epochs (default 5)")
+    qat.add_argument("--learning-rate", type=float,
+                     help="constant learning rate instead of [qat] learning_rate (default 1e-5)")
     qat.add_argument("--output", type=Path, help="run folder (default: runs/<recipe name>_qat)")
     qat.add_argument("--resume", action="store_true", help="continue the run in the output folder")
     qat.add_argument("--quiet", action="store_true", help="no progress bar")

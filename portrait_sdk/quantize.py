@@ -19,9 +19,9 @@ architectures use (it would refuse the model); ``LAYER_CONFIGS`` covers them the
 ``float_ops`` checks a converted file for ops left in float. Both are empty for all six architectures
 (``tests/test_quantize.py``).
 
-``run_qat`` is the fine-tuning run behind ``portrait-sdk qat`` and ``training/qat_<model>.py``: the float
-recipe's data and objective, the trained float weights, a few epochs at a small constant learning rate, and a
-report of the float and the QAT validation metric. Its run folder holds, besides the trainer's files::
+``run_qat`` is the fine-tuning run behind ``portrait-sdk qat training/<model>.toml``: the float recipe's data and
+objective, the trained float weights, a few epochs at a small constant learning rate (the recipe's [qat] table),
+and a report of the float and the QAT validation metric. Its run folder holds, besides the trainer's files::
 
     qat_report.json     float vs QAT metrics (the QAT ones from the best epoch)
     qat_model.keras     the QAT inference graph (training heads dropped) at the best epoch, for the int8
@@ -38,6 +38,7 @@ import dataclasses
 import functools
 import json
 import os
+import shutil
 from pathlib import Path
 
 from portrait_sdk.keras_env import keras, tf  # sets TF_USE_LEGACY_KERAS before tfmot is imported
@@ -50,7 +51,7 @@ from portrait_sdk.models import build_model  # noqa: E402
 from portrait_sdk.models.hair_segmenter import MaxUnpool2x  # noqa: E402
 from portrait_sdk.models.selfie import HardSwish  # noqa: E402
 from portrait_sdk.models.sinet import ChannelSlice  # noqa: E402
-from portrait_sdk.recipe import Recipe, load_recipe  # noqa: E402
+from portrait_sdk.recipe import QatConfig, Recipe, RecipeError, load_recipe  # noqa: E402
 
 tfq = tfmot.quantization.keras
 layers = keras.layers
@@ -242,18 +243,27 @@ def float_ops(tflite_model: bytes | str | os.PathLike) -> list[str]:
 
 # -- the fine-tuning run --------------------------------------------------------------------------------------
 
-def qat_recipe(recipe: Recipe, weights: str | os.PathLike, epochs: int, learning_rate: float) -> Recipe:
+def qat_recipe(recipe: Recipe, weights: str | os.PathLike | None = None, epochs: int | None = None,
+               learning_rate: float | None = None) -> Recipe:
     """The float recipe turned into its QAT fine-tuning: same model, data and objective, starting from the
-    trained ``weights``, ``epochs`` epochs at a constant ``learning_rate``."""
-    weights = Path(weights).resolve()
+    trained float weights, a few epochs at a constant learning rate. These come from the recipe's [qat] table;
+    ``weights`` (relative to the working directory), ``epochs`` and ``learning_rate`` override it."""
+    given = {"weights": weights and str(Path(weights).resolve()), "epochs": epochs, "learning_rate": learning_rate}
+    given = {key: value for key, value in given.items() if value is not None}
+    if recipe.qat is None and "weights" not in given:
+        raise RecipeError(f"{recipe.path}: no [qat] table; add one (weights = the trained float model, relative to "
+                          "the recipe) or give the weights (--weights)")
+    qat = dataclasses.replace(recipe.qat, **given) if recipe.qat else QatConfig(**given)
+    weights = (recipe.path.parent / qat.weights).resolve()
     if not weights.is_file():
         raise FileNotFoundError(f"{weights}: no trained float weights; train the float model first "
                                 f"(portrait-sdk train {recipe.path})")
-    if epochs <= 0 or learning_rate <= 0:
-        raise ValueError(f"QAT needs positive epochs and learning rate, got {epochs} and {learning_rate}")
-    train = dataclasses.replace(recipe.train, epochs=epochs, learning_rate=learning_rate, lr_decay=1.0,
-                                lr_decay_epochs=0, init_weights=str(weights))
-    return dataclasses.replace(recipe, train=train)
+    if qat.epochs <= 0 or qat.learning_rate <= 0:
+        raise RecipeError(f"{recipe.path}: [qat] epochs and learning_rate must be positive, got {qat.epochs} and "
+                          f"{qat.learning_rate}")
+    train = dataclasses.replace(recipe.train, epochs=qat.epochs, learning_rate=qat.learning_rate, lr_schedule="step",
+                                lr_decay=1.0, lr_decay_epochs=0, init_weights=str(weights))
+    return dataclasses.replace(recipe, train=train, qat=qat)
 
 
 def inference_model(qat_model: keras.Model, recipe: Recipe) -> keras.Model:
@@ -266,28 +276,34 @@ def inference_model(qat_model: keras.Model, recipe: Recipe) -> keras.Model:
     return keras.Model(qat_model.inputs, kept, name=qat_model.name)
 
 
-def run_qat(recipe_path: str | os.PathLike, weights_path: str | os.PathLike, out_dir: str | os.PathLike,
-            epochs: int, learning_rate: float, resume: bool = False, progress: bool = True) -> dict:
-    """Fine-tune the recipe's trained float model with fake quantization; returns (and writes) the report.
+def run_qat(recipe_path: str | os.PathLike, out_dir: str | os.PathLike, weights: str | os.PathLike | None = None,
+            epochs: int | None = None, learning_rate: float | None = None, resume: bool = False,
+            progress: bool = True) -> dict:
+    """Fine-tune the recipe's trained float model with fake quantization, as its [qat] table says (``weights``,
+    ``epochs`` and ``learning_rate`` override it: ``qat_recipe``); returns (and writes) the report.
 
     The float model is evaluated first on the validation split, then wrapped by ``quantize_for_training`` and
     trained by the recipe's ``Trainer`` (checkpoints, resume, best epoch by the recipe's metric).
     """
     from portrait_sdk.train import Trainer  # not at the top: loading a QAT model to export it needs no trainer
 
-    recipe = qat_recipe(load_recipe(recipe_path), weights_path, epochs, learning_rate)
+    recipe = qat_recipe(load_recipe(recipe_path), weights, epochs, learning_rate)
     out_dir = Path(out_dir)
     trainer = Trainer(recipe, out_dir, progress=progress, model_transform=quantize_for_training)
     float_metrics = trainer.evaluate(trainer.base_model)
     best = trainer.fit(resume=resume)
     trainer.model.load_weights(out_dir / "best.keras")  # the best epoch, not the last
     atomic_write(out_dir / QAT_MODEL_FILE, inference_model(trainer.model, recipe).save, keep_suffix=True)
+    if recipe.qat.output_weights:
+        atomic_write(recipe.path.parent / recipe.qat.output_weights,
+                     functools.partial(shutil.copyfile, out_dir / QAT_MODEL_FILE))
 
     metric = recipe.train.metric
     qat_metrics = {key[4:]: value for key, value in best.items() if key.startswith("val_")}
     report = {
         "model": recipe.model.name, "recipe": str(recipe.path), "weights": recipe.train.init_weights,
-        "epochs": epochs, "learning_rate": learning_rate, "metric": metric, "metric_mode": recipe.train.metric_mode,
+        "epochs": recipe.qat.epochs, "learning_rate": recipe.qat.learning_rate, "metric": metric,
+        "metric_mode": recipe.train.metric_mode,
         "float": float_metrics, "qat": qat_metrics, "qat_epoch": best["epoch"],
         "change": qat_metrics[metric] - float_metrics[metric], "qat_model": QAT_MODEL_FILE,
     }

@@ -2,7 +2,9 @@
 
 The manifest (``export/release.toml``) lists each model: its trained weights, optional QAT weights, the images
 that calibrate full-integer int8, the validation sets it is scored on, the baselines scored beside it, and the
-licence and training-data text of its card. For each model the release
+licence and training-data text of its card; a ``[defaults]`` table holds the keys several models share (a model's
+own keys override them). It is checked as recipes are (``portrait_sdk.recipe.parse_table``). For each model the
+release
 
 1. exports float32 (the reference, not shipped), float16, full-integer int8 PTQ and, when the manifest names QAT
    weights, QAT int8 to a staging folder;
@@ -23,17 +25,19 @@ import json
 import os
 import shutil
 import tempfile
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from portrait_sdk.files import data_root, write_files
+from portrait_sdk.precisions import PRECISIONS
+from portrait_sdk.recipe import RecipeError, check_table, parse_table, read_toml
 
 REPORT_JSON = "report.json"
 REPORT_MD = "REPORT.md"
 REPORT_PNG = "report.png"
 INT8_DROP_LIMIT = 0.01  # int8 may lose at most 1 IoU point (or 1 % more error) against float
 LOWER_IS_BETTER = {"sad", "mad", "mse", "gradient", "connectivity"}
+RELEASED = ("float16", "int8")  # the shipped precisions; int8 is PTQ's or QAT's file, whichever scores better
 
 
 @dataclass(frozen=True)
@@ -48,13 +52,15 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class ReleaseEntry:
+    """A ``[[model]]`` table over ``[defaults]``. Its paths are written relative to the manifest's folder;
+    ``load_manifest`` returns them joined to it."""
     name: str
-    weights: Path
-    representative: str
-    evaluations: tuple[Evaluation, ...]
+    weights: str
+    representative: str  # the images that calibrate full-integer int8, under the data root
+    evaluations: list[Evaluation]  # the first is the one the int8 choice and limit read
     metric: str = "iou"  # the metric that picks PTQ or QAT int8 and bounds the int8 drop
-    qat_weights: Path | None = None
-    baselines: tuple[Path, ...] = ()
+    qat_weights: str = ""
+    baselines: list[str] = field(default_factory=list)
     license: str = ""
     training_data: str = ""
     description: str = ""
@@ -63,48 +69,37 @@ class ReleaseEntry:
     package: bool | str = False
 
 
-_ENTRY_KEYS = {f.name for f in dataclasses.fields(ReleaseEntry)}
-_EVALUATION_KEYS = {f.name for f in dataclasses.fields(Evaluation)}
+def _suffix(precision: str) -> str:
+    """The file-name suffix a precision is released under (``PRECISIONS``): QAT's int8 ships as int8."""
+    return PRECISIONS["int8" if precision == "qat_int8" else precision].suffix
 
 
 def load_manifest(path: str | os.PathLike) -> list[ReleaseEntry]:
-    """Parse and check ``export/release.toml``; every error names the file and the model."""
+    """Parse and check ``export/release.toml``; every error names the file, the table (the model) and the key."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such release manifest")
-    try:
-        document = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"{path}: not valid TOML: {error}") from None
+    document = read_toml(path, "release manifest")
+    unknown = sorted(set(document) - {"defaults", "model"})
+    if unknown:
+        raise RecipeError(f"{path}: unknown table [{unknown[0]}]; valid tables: [defaults], [[model]]")
+    defaults = document.get("defaults", {})
+    check_table(ReleaseEntry, defaults, f"{path}: [defaults]", required=False)  # its own errors name it
     models = document.get("model")
     if not isinstance(models, list) or not models:
-        raise ValueError(f"{path}: no [[model]] tables")
+        raise RecipeError(f"{path}: no [[model]] tables")
+    suffixes = " or ".join(f'"{_suffix(precision)}"' for precision in RELEASED)
     base = path.parent
     entries = []
     for i, table in enumerate(models):
         where = f"{path}: [[model]] {table.get('name', i)!r}"
-        unknown = sorted(set(table) - _ENTRY_KEYS)
-        if unknown:
-            raise ValueError(f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(_ENTRY_KEYS))}")
-        missing = [k for k in ("name", "weights", "representative", "evaluations") if k not in table]
-        if missing:
-            raise ValueError(f"{where}: missing key {missing[0]!r}")
-        evaluations = []
-        for item in table["evaluations"]:
-            bad = sorted(set(item) - _EVALUATION_KEYS)
-            if bad or "label" not in item or "data" not in item:
-                raise ValueError(f"{where}: each evaluation is {{label, data, filter, passes}}, got {item!r}")
-            evaluations.append(Evaluation(**item))
-        if table.get("package", False) not in (True, False, "fp16", "int8"):
-            raise ValueError(f"{where}: package must be true, false, \"fp16\" or \"int8\", got {table['package']!r}")
-        entries.append(ReleaseEntry(
-            **{**table, "weights": base / table["weights"],
-               "qat_weights": base / table["qat_weights"] if table.get("qat_weights") else None,
-               "baselines": tuple(base / b for b in table.get("baselines", ())),
-               "evaluations": tuple(evaluations)}))
+        entry = parse_table(ReleaseEntry, {**defaults, **table}, where)
+        if entry.package not in (True, False, *map(_suffix, RELEASED)):
+            raise RecipeError(f"{where}: package must be true, false, {suffixes}, got {entry.package!r}")
+        entries.append(dataclasses.replace(
+            entry, weights=str(base / entry.weights), qat_weights=entry.qat_weights and str(base / entry.qat_weights),
+            baselines=[str(base / baseline) for baseline in entry.baselines]))
     names = [e.name for e in entries]
     if len(set(names)) != len(names):
-        raise ValueError(f"{path}: model names repeat: {names}")
+        raise RecipeError(f"{path}: model names repeat: {names}")
     return entries
 
 
@@ -123,8 +118,9 @@ def _score(files: dict[str, Path], entry: ReleaseEntry, threads: int) -> dict[st
     """{evaluation label: {file key: metrics}} for the release's files and the entry's baselines."""
     from portrait_sdk.evaluate import evaluate
 
-    present = [b for b in entry.baselines if b.is_file()]
-    for missing in sorted(set(entry.baselines) - set(present)):
+    baselines = [Path(b) for b in entry.baselines]
+    present = [b for b in baselines if b.is_file()]
+    for missing in sorted(set(baselines) - set(present)):
         print(f"  baseline {missing} not found; scored without it", flush=True)
     keys = list(files) + [f"baseline:{b.stem}" for b in present]
     scores = {}
@@ -160,7 +156,7 @@ def release_model(entry: ReleaseEntry, out_dir: Path, threads: int = 2, latency_
     from portrait_sdk.model_card import ModelCard, card_path
     from portrait_sdk.quantize import load_qat_model
 
-    if not entry.weights.is_file():
+    if not Path(entry.weights).is_file():
         raise FileNotFoundError(f"{entry.weights}: trained weights of {entry.name!r} not found")
     representative = data_root() / entry.representative
     fields = {k: v for k, v in (("license", entry.license), ("training_data", entry.training_data),
@@ -170,7 +166,7 @@ def release_model(entry: ReleaseEntry, out_dir: Path, threads: int = 2, latency_
         model = load_model(entry.weights)
         files = {precision: export_model(model, staging, entry.name, precision, representative,
                                          card_fields=fields, latency_runs=latency_runs)
-                 for precision in ("float32", "float16", "int8")}
+                 for precision in ("float32", *RELEASED)}
         if entry.qat_weights:
             files["qat_int8"] = export_model(load_qat_model(entry.qat_weights), staging, entry.name, "qat_int8",
                                              card_fields=fields, latency_runs=latency_runs)
@@ -188,10 +184,11 @@ def release_model(entry: ReleaseEntry, out_dir: Path, threads: int = 2, latency_
         # take it for the smaller, equally good file; the report still shows its scores.
         within = drop <= INT8_DROP_LIMIT
         if not within:
-            for stale in (out_dir / f"{entry.name}_int8.tflite", out_dir / f"{entry.name}_int8.json"):
+            for stale in (out_dir / f"{entry.name}_{_suffix('int8')}{ext}" for ext in (".tflite", ".json")):
                 stale.unlink(missing_ok=True)
         released = {}
-        for key, suffix in (("float16", "fp16"), (int8, "int8"))[:2 if within else 1]:
+        for key in ("float16", int8)[:2 if within else 1]:
+            suffix = _suffix(key)
             card = ModelCard.load(card_path(files[key]))
             card = dataclasses.replace(card, name=f"{entry.name}_{suffix}", metrics=_card_metrics(scores, key, entry))
             target = out_dir / f"{card.name}.tflite"
@@ -201,8 +198,8 @@ def release_model(entry: ReleaseEntry, out_dir: Path, threads: int = 2, latency_
         if entry.package:
             from portrait_sdk.assets import MODELS_DIR
 
-            wanted = "int8" if entry.package is True else entry.package
-            shipped = released.get(wanted) or released["fp16"]  # an int8 over the limit ships as float16
+            wanted = _suffix("int8") if entry.package is True else entry.package
+            shipped = released.get(wanted) or released[_suffix("float16")]  # an int8 over the limit: float16
             for name in (shipped, Path(shipped).with_suffix(".json").name):
                 shutil.copyfile(out_dir / name, MODELS_DIR / name)
 

@@ -3,8 +3,10 @@ report and a loadable model, and QAT models convert to all-int8 TFLite files the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +14,17 @@ from test_train import RECIPE, make_toy_dataset, toy_registered  # noqa: F401 (a
 from toy_model import NAME
 
 from portrait_sdk.models import build_model, get_spec, list_models
+from portrait_sdk.recipe import RecipeError, load_recipe
 
 SIZE = (32, 32)
+TRAINING = Path(__file__).resolve().parents[1] / "training"
+# a recipe's [qat] table: the trained float model relative to the recipe
+QAT_TABLE = """
+[qat]
+weights = "float/best.keras"
+epochs = 2
+learning_rate = 1e-3
+"""
 
 
 def small_size(name: str) -> tuple[int, int]:
@@ -57,16 +68,19 @@ def recipe_path(tmp_path, toy_registered):
     return path
 
 
-def test_run_qat_keeps_the_metric_and_writes_report_and_model(recipe_path, tmp_path):
-    from portrait_sdk.quantize import QAT_MODEL_FILE, REPORT_FILE, load_qat_model, run_qat, unquantized_layers
-    from portrait_sdk.recipe import load_recipe
+def test_qat_command_keeps_the_metric_and_writes_report_and_model_as_the_qat_table_says(recipe_path, tmp_path):
+    from portrait_sdk.cli import main
+    from portrait_sdk.quantize import QAT_MODEL_FILE, REPORT_FILE, load_qat_model, unquantized_layers
     from portrait_sdk.train import Trainer
 
     Trainer(load_recipe(recipe_path), tmp_path / "float", progress=False).fit()
-    report = run_qat(recipe_path, tmp_path / "float" / "best.keras", tmp_path / "qat", epochs=2,
-                     learning_rate=1e-3, progress=False)
+    recipe_path.write_text(recipe_path.read_text() + QAT_TABLE + 'output_weights = "toy_qat.keras"\n')
+    assert main(["qat", str(recipe_path), "--output", str(tmp_path / "qat"), "--quiet"]) == 0
 
-    assert report == json.loads((tmp_path / "qat" / REPORT_FILE).read_text())
+    report = json.loads((tmp_path / "qat" / REPORT_FILE).read_text())
+    assert (report["weights"], report["epochs"], report["learning_rate"]) == (
+        str(tmp_path.resolve() / "float" / "best.keras"), 2, 1e-3)
+    assert (tmp_path / "toy_qat.keras").read_bytes() == (tmp_path / "qat" / QAT_MODEL_FILE).read_bytes()
     assert report["model"] == NAME and report["metric"] == "iou" and report["qat_epoch"] in (1, 2)
     assert report["float"]["iou"] > 0.5, "the float model should have learnt the toy task"
     assert report["qat"]["iou"] >= report["float"]["iou"] - 0.05, report
@@ -81,6 +95,55 @@ def test_qat_command_names_missing_weights(recipe_path, tmp_path, capsys):
 
     assert main(["qat", str(recipe_path), "--weights", str(tmp_path / "absent.keras"), "--quiet"]) == 2
     assert "absent.keras: no trained float weights" in capsys.readouterr().err
+    assert main(["qat", str(recipe_path), "--quiet"]) == 2
+    assert "toy.toml: no [qat] table" in capsys.readouterr().err
+
+
+def test_qat_table_errors_name_the_file_and_the_key(recipe_path):
+    text = recipe_path.read_text() + QAT_TABLE
+    recipe_path.write_text(text.replace("learning_rate = 1e-3\n", "learning_rate = 1\n"))
+    assert load_recipe(recipe_path).qat.learning_rate == 1.0  # an integer is a float
+    cases = {"epochs = 2": ("epoch = 2", r"toy\.toml: \[qat\]: unknown key 'epoch'; valid keys: weights"),
+             "epochs = 2\n": ('epochs = "2"\n', r"toy\.toml: \[qat\] epochs must be int, got str '2'"),
+             'weights = "float/best.keras"': ("", r"toy\.toml: \[qat\]: missing required key 'weights'")}
+    for original, (bad, message) in cases.items():
+        recipe_path.write_text(text.replace(original, bad))  # the toy's [train] has epochs = 4
+        with pytest.raises(RecipeError, match=message):
+            load_recipe(recipe_path)
+
+
+def test_qat_settings_come_from_the_table_and_the_command_line_overrides_them(recipe_path, tmp_path, monkeypatch):
+    from portrait_sdk.quantize import qat_recipe
+
+    (tmp_path / "float").mkdir()
+    (tmp_path / "float" / "best.keras").write_bytes(b"")  # only its existence is checked before training
+    (tmp_path / "other.keras").write_bytes(b"")
+    without_table = load_recipe(recipe_path)
+    recipe_path.write_text(recipe_path.read_text() + QAT_TABLE)
+    recipe = load_recipe(recipe_path)
+    recipe = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, lr_schedule="cosine"))
+
+    train = qat_recipe(recipe).train
+    assert (train.init_weights, train.epochs, train.learning_rate) == (
+        str(tmp_path.resolve() / "float" / "best.keras"), 2, 1e-3)
+    assert (train.lr_schedule, train.lr_decay, train.lr_decay_epochs) == ("step", 1.0, 0)  # constant, never cosine
+    monkeypatch.chdir(tmp_path)
+    train = qat_recipe(recipe, weights="other.keras", epochs=1, learning_rate=1e-2).train  # the command line's flags
+    assert (train.init_weights, train.epochs, train.learning_rate) == (str(tmp_path.resolve() / "other.keras"), 1, 1e-2)
+    assert qat_recipe(recipe, epochs=3).train.learning_rate == 1e-3  # what is not overridden stays
+    with pytest.raises(RecipeError, match=r"toy\.toml: \[qat\] epochs and learning_rate must be positive"):
+        qat_recipe(recipe, epochs=0)
+
+    train = qat_recipe(without_table, weights="other.keras").train  # no [qat]: the weights and the defaults
+    assert (train.epochs, train.learning_rate) == (5, 1e-5)
+    with pytest.raises(RecipeError, match=r"toy\.toml: no \[qat\] table"):
+        qat_recipe(without_table)
+
+
+@pytest.mark.parametrize("path", sorted(TRAINING.glob("*.toml")), ids=lambda path: path.stem)
+def test_recipes_qat_tables_start_from_committed_weights(path):
+    qat = load_recipe(path).qat
+    assert qat is None or (path.parent / qat.weights).is_file(), f"{path}: [qat] weights {qat.weights} not found"
 
 
 @pytest.mark.parametrize("name", ["sinet", "hair_segmenter"])  # the most unusual layers; conversion is slow

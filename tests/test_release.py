@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import cv2
 import numpy as np
@@ -13,7 +14,7 @@ from tiny_models import model_folder
 from portrait_sdk.cli import main
 from portrait_sdk.metadata import read_metadata
 from portrait_sdk.model_card import ModelCard
-from portrait_sdk.release import load_manifest, release
+from portrait_sdk.release import Evaluation, ReleaseEntry, load_manifest, release
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +123,7 @@ def test_manifest_errors_name_the_file_and_the_problem(tmp_path):
     with pytest.raises(ValueError, match=r"release\.toml: \[\[model\]\] 'small': unknown key 'colour'"):
         load_manifest(manifest)
     manifest.write_text('[[model]]\nname = "x"\nweights = "w.keras"\n')
-    with pytest.raises(ValueError, match="'x': missing key 'representative'"):
+    with pytest.raises(ValueError, match="'x': missing required key 'representative'"):
         load_manifest(manifest)
     with pytest.raises(FileNotFoundError, match="no such release manifest"):
         load_manifest(tmp_path / "absent.toml")
@@ -130,6 +131,55 @@ def test_manifest_errors_name_the_file_and_the_problem(tmp_path):
     assert main(["release", str(manifest), "--only", "other"]) == 2
     with pytest.raises(FileNotFoundError, match="nowhere.keras: trained weights of 'small' not found"):
         release(manifest)
+
+
+DEFAULTS = """
+[defaults]
+representative = "train/images"
+evaluations = [{ label = "val", data = "val" }]
+baselines = ["shared.tflite"]
+license = "shared licence"
+
+[[model]]
+name = "first"
+weights = "first.keras"
+
+[[model]]
+name = "second"
+weights = "w/second.keras"
+license = "its own licence"
+baselines = []
+evaluations = [{ label = "hard", data = "val", filter = { source = "x" }, passes = 2 }]
+"""
+
+
+def test_defaults_fill_every_model_and_a_models_own_keys_override_them(tmp_path):
+    manifest = tmp_path / "release.toml"
+    manifest.write_text(DEFAULTS)
+    first, second = load_manifest(manifest)
+    assert first == ReleaseEntry(name="first", weights=str(tmp_path / "first.keras"), representative="train/images",
+                                 evaluations=[Evaluation("val", "val")], baselines=[str(tmp_path / "shared.tflite")],
+                                 license="shared licence")
+    assert second == ReleaseEntry(name="second", weights=str(tmp_path / "w" / "second.keras"),
+                                  representative="train/images", license="its own licence",
+                                  evaluations=[Evaluation("hard", "val", {"source": "x"}, 2)])
+
+
+def test_manifest_keys_are_checked_as_recipes_are_naming_the_table_and_the_key(tmp_path):
+    manifest = tmp_path / "release.toml"
+    cases = {
+        'license = "shared licence"': ('licence = "shared licence"', r"\[defaults\]: unknown key 'licence'"),
+        'baselines = ["shared.tflite"]': ('baselines = "x.tflite"', r"\[defaults\] baselines must be list, got str"),
+        "passes = 2": ('passes = "2"', r"\[\[model\]\] 'second' evaluations\[\] passes must be int, got str"),
+        ', data = "val" }]\nbaselines': (' }]\nbaselines', r"\[defaults\] evaluations\[\]: missing required key 'data'"),
+        'license = "its own licence"': ("license = 1", r"\[\[model\]\] 'second' license must be str, got int"),
+        "[defaults]": ("[default]", r"unknown table \[default\]; valid tables: \[defaults\], \[\[model\]\]"),
+    }
+    for original, (bad, message) in cases.items():
+        assert DEFAULTS.count(original) == 1, original
+        manifest.write_text(DEFAULTS.replace(original, bad))
+        with pytest.raises(ValueError, match=re.escape(f"{manifest}: ") + message):
+            load_manifest(manifest)
 
 
 def test_qat_weights_compete_with_ptq_and_the_better_int8_is_released(workspace, tmp_path):
