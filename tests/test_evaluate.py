@@ -17,16 +17,21 @@ from portrait_sdk.evaluate import evaluate, parse_filters
 from portrait_sdk.model_card import ModelCard, card_path
 
 
-def _folder(root, count=3):
+def _folder(root, count=3, inverted=False):
+    """Red squares on blue: the tiny model (foreground = sigmoid(6 (R - B))) segments them almost exactly;
+    ``inverted`` labels the blue background as the person instead."""
     for sub in ("images", "masks"):
         (root / sub).mkdir(parents=True)
     rng = np.random.default_rng(0)
     for i in range(count):
-        image = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+        image = np.zeros((30, 40, 3), np.uint8)
+        image[...] = (30, 40, 200)
+        top, left = int(rng.integers(2, 8)), int(rng.integers(2, 12))
+        image[top:top + 18, left:left + 20] = (220, 60, 40)
         mask = np.zeros((30, 40), np.uint8)
-        mask[5:25, 10:30] = 255
-        cv2.imwrite(str(root / "images" / f"{i}.png"), image)
-        cv2.imwrite(str(root / "masks" / f"{i}.png"), mask)
+        mask[top:top + 18, left:left + 20] = 255
+        cv2.imwrite(str(root / "images" / f"{i}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(root / "masks" / f"{i}.png"), 255 - mask if inverted else mask)
     return root
 
 
@@ -40,7 +45,9 @@ def test_evaluate_reports_metrics_size_and_latency_per_model(tiny_model, tmp_pat
     report = evaluate([tiny_model], data)
     (row,) = report["results"]
     assert report["images"] == 3 and row["images"] == 3
-    assert 0.0 <= row["iou"] <= 1.0 and row["size_mb"] >= 0 and row["inference_ms_median"] > 0
+    assert row["iou"] > 0.9 and row["size_mb"] >= 0 and row["inference_ms_median"] > 0
+    (wrong,) = evaluate([tiny_model], _folder(tmp_path / "inverted", inverted=True))["results"]
+    assert wrong["iou"] < 0.1
 
     out = tmp_path / "report.json"
     assert main(["evaluate", str(tiny_model), "--data", str(data), "--output", str(out)]) == 0

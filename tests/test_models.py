@@ -30,14 +30,15 @@ def test_size_matches_official_figures(name):
     assert abs(macs / spec.reference.macs - 1) < 0.10, f"{name}: {macs} MACs vs {spec.reference.macs}"
 
 
-def _tflite_outputs(flatbuffer: bytes, x: np.ndarray) -> list[np.ndarray]:
+def _tflite_outputs(flatbuffer: bytes, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Output tensors by name (``to_tflite`` names them after the model's heads)."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=flatbuffer)
     interpreter.allocate_tensors()
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
     interpreter.invoke()
-    return [interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()]
+    return {d["name"]: interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()}
 
 
 @pytest.fixture(scope="module", params=sorted(EXPECTED_MODELS))
@@ -57,13 +58,13 @@ def test_keras_and_tflite_agree(converted):
     name, model, flatbuffer = converted
     x = np.random.default_rng(0).uniform(0, 1, (1, *model.input_shape[1:])).astype("float32")
     expected = model(x, training=False)
-    expected = list(expected.values()) if isinstance(expected, dict) else [expected]
+    expected = expected if isinstance(expected, dict) else {"mask": expected}
     got = _tflite_outputs(flatbuffer, x)
-    assert len(got) == len(expected), name
-    for want in expected:
-        want = np.asarray(want)
-        diffs = [np.abs(g - want).max() for g in got if g.shape == want.shape]
-        assert diffs and min(diffs) < 1e-4, f"{name}: output {want.shape} differs by {min(diffs, default=None)}"
+    # by name, so that two heads of one shape (the nail model's mask and direction) cannot swap unnoticed
+    assert sorted(got) == sorted(expected), name
+    for head, want in expected.items():
+        diff = np.abs(got[head] - np.asarray(want)).max()
+        assert diff < 1e-4, f"{name}: output {head!r} differs by {diff}"
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_MODELS))
