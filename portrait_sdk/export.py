@@ -2,7 +2,7 @@
 
 One table, ``PRECISIONS`` (in ``portrait_sdk.precisions``, TF-free), lists what can be exported: read it rather
 than repeating its names. Every file is the inference graph only: a static batch-1 NHWC input, the training-only
-heads stripped (a model built with ``training_heads=True`` keeps "mask" alone, see ``INFERENCE_HEADS``), and a
+heads stripped (only the spec's ``inference_heads``: "mask" for every architecture of the zoo), and a
 probability map at the end (SOFTMAX for 2+ channels, LOGISTIC for 1: both run on the mobile GPU delegate), so a
 runtime, MediaPipe's ImageSegmenter included, reads probabilities without knowing the architecture.
 
@@ -37,10 +37,6 @@ from portrait_sdk.model_card import InputSpec, ModelCard, OutputSpec, card_path
 from portrait_sdk.precisions import PRECISIONS, Precision, precision_spec  # noqa: F401  (re-exported)
 
 
-# Kept; other dict outputs are training-only. The nail segmenter's "instance" and "direction" heads were never
-# trained (its recipe gives them weight 0), so they do not ship: every released file has one output, the mask,
-# which MediaPipe's ImageSegmenter and the mobile apps require.
-INFERENCE_HEADS = ("mask",)
 CARD_FIELDS = ("description", "version", "author", "license", "training_data", "metrics")  # given by the caller
 LATENCY_KEY = "cpu_2_threads"  # median ms of ``measure_latency`` (ai-edge-litert, XNNPACK, 2 threads)
 LATENCY_THREADS = 2
@@ -101,8 +97,9 @@ def _probability(logits, head: str):
     return keras.layers.Softmax(axis=-1, name=f"{head}_probability")(logits)
 
 
-def inference_graph(model: "keras.Model") -> "keras.Model":
-    """``model`` with a static batch of 1, only the inference heads, and probabilities as outputs (a dict)."""
+def inference_graph(model: "keras.Model", heads: tuple[str, ...] = ("mask",)) -> "keras.Model":
+    """``model`` with a static batch of 1, only ``heads`` (its spec's ``inference_heads``; "mask" first), and
+    probabilities as outputs (a dict)."""
     shape = model.input_shape[1:]
     if None in shape[:2]:
         raise ValueError(f"model {model.name!r}: input shape {model.input_shape} needs a static height and width")
@@ -110,18 +107,17 @@ def inference_graph(model: "keras.Model") -> "keras.Model":
     outputs = model(inputs, training=False)
     if not isinstance(outputs, dict):
         outputs = {"mask": outputs}
-    heads = {head: _probability(outputs[head], head) for head in INFERENCE_HEADS if head in outputs}
+    heads = {head: _probability(outputs[head], head) for head in heads if head in outputs}
     if "mask" not in heads:
         raise ValueError(f"model {model.name!r}: outputs {sorted(outputs)} have no 'mask' head")
     return keras.Model(inputs, heads, name=model.name)
 
 
 def _ordered(outputs) -> dict:
-    """Model outputs as a dict in file order: the inference heads first (mask = output 0), then the rest."""
+    """Model outputs as a dict in file order: the mask first (output 0, what runtimes read), then the rest."""
     if not isinstance(outputs, dict):
         return {"mask": outputs}
-    return {k: outputs[k] for k in [*(h for h in INFERENCE_HEADS if h in outputs),
-                                    *sorted(k for k in outputs if k not in INFERENCE_HEADS)]}
+    return {k: outputs[k] for k in sorted(outputs, key=lambda k: (k != "mask", k))}
 
 
 def _configure(converter, precision: Precision, representative: Callable[[], Iterator] | None) -> None:
@@ -240,9 +236,26 @@ def measure_latency(model: str | os.PathLike | bytes, runs: int = 50, threads: i
     return statistics.median(times)
 
 
+def read_contract(weights: str | os.PathLike) -> dict | None:
+    """The model contract the trainer saved beside ``weights`` (``registry.contract_path``), or None."""
+    import json
+
+    from portrait_sdk.models.registry import contract_path
+
+    path = contract_path(weights)
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: unreadable model contract ({error})") from None
+
+
 def make_card(model: "keras.Model", architecture: str, name: str, precision: str,
-              fields: Mapping[str, Any] | None = None) -> ModelCard:
-    """The card of an export of ``model`` (its inference graph), with the caller's ``CARD_FIELDS``."""
+              fields: Mapping[str, Any] | None = None, contract: Mapping[str, Any] | None = None) -> ModelCard:
+    """The card of an export of ``model`` (its inference graph), with the caller's ``CARD_FIELDS``: task, resize
+    mode, normalization and foreground label copied from the model contract (the trained weights' own, else
+    the architecture's spec)."""
     from portrait_sdk.models import get_spec
 
     fields = dict(fields or {})
@@ -251,16 +264,18 @@ def make_card(model: "keras.Model", architecture: str, name: str, precision: str
         raise ValueError(f"unknown card fields {unknown}; valid: {', '.join(CARD_FIELDS)}")
     spec = get_spec(architecture)
     _, height, width, channels = model.input_shape
+    contract = dict(contract or spec.contract((height, width), channels))
     mask = model.output["mask"] if isinstance(model.output, dict) else model.output
     classes = int(mask.shape[-1])
-    foreground = spec.foreground
+    foreground = contract["foreground"]
     labels = (foreground,) if classes == 1 else ("background", foreground,
                                                   *(f"class_{i}" for i in range(2, classes)))
     output = OutputSpec(kind="sigmoid" if classes == 1 else "softmax", labels=labels,
                         foreground_channel=0 if classes == 1 else 1)
     fields.setdefault("description", spec.description)
-    return ModelCard(name=name, architecture=spec.name, task=spec.task, precision=precision,
-                     input=InputSpec(height=height, width=width, channels=channels, resize=spec.resize_mode),
+    return ModelCard(name=name, architecture=spec.name, task=contract["task"], precision=precision,
+                     input=InputSpec(height=height, width=width, channels=channels, resize=contract["resize"],
+                                     mean=tuple(contract["input_mean"]), std=tuple(contract["input_std"])),
                      output=output, **fields)
 
 
@@ -281,9 +296,10 @@ def export_model(model_or_keras_path: "keras.Model | str | os.PathLike", out_dir
         latency_runs: runs of ``measure_latency`` for the card's latency.
     """
     spec = precision_spec(precision)
-    model = (load_model(model_or_keras_path) if isinstance(model_or_keras_path, (str, os.PathLike))
-             else model_or_keras_path)
-    architecture = architecture_of(model, architecture)
+    from_file = isinstance(model_or_keras_path, (str, os.PathLike))
+    model = load_model(model_or_keras_path) if from_file else model_or_keras_path
+    contract = read_contract(model_or_keras_path) if from_file else None
+    architecture = architecture_of(model, architecture or (contract or {}).get("architecture"))
     if spec.needs_qat != is_quantization_aware(model):
         raise ValueError(f"model {model.name!r}: precision {precision} needs a model "
                          + ("wrapped by quantize_model (see portrait_sdk.quantize)" if spec.needs_qat else
@@ -291,8 +307,10 @@ def export_model(model_or_keras_path: "keras.Model | str | os.PathLike", out_dir
     if spec.needs_data and representative_data is None:
         raise ValueError(f"precision {precision} needs representative data (a folder of images)")
 
-    graph = inference_graph(model)
-    card = make_card(graph, architecture, f"{name}_{spec.suffix}", precision, card_fields)
+    from portrait_sdk.models import get_spec
+
+    graph = inference_graph(model, get_spec(architecture).inference_heads)
+    card = make_card(graph, architecture, f"{name}_{spec.suffix}", precision, card_fields, contract)
     calibration = representative_dataset(representative_data, card.input) if spec.needs_data else None
     flatbuffer = to_tflite(graph, precision, calibration)
     card = dataclasses.replace(card, latency_ms={LATENCY_KEY: round(measure_latency(flatbuffer, latency_runs), 3)})

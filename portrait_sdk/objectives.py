@@ -17,9 +17,6 @@ from portrait_sdk import losses
 from portrait_sdk.keras_env import tf
 
 
-AUX_PREFIXES = ("aux", "coarse")  # training-only heads supervised by the resized mask
-
-
 def as_dict(outputs) -> dict:
     return outputs if isinstance(outputs, dict) else {"mask": outputs}
 
@@ -43,9 +40,12 @@ def hard_labels(soft: tf.Tensor) -> tf.Tensor:
 
 
 class Objective:
+    """``auxiliary_heads``: the model's training-only heads scored against the resized mask (its spec's)."""
+
     defaults: dict[str, float] = {}
 
-    def __init__(self, weights: dict | None = None):
+    def __init__(self, weights: dict | None = None, auxiliary_heads: tuple[str, ...] = ()):
+        self.auxiliary_heads = tuple(auxiliary_heads)
         unknown = sorted(set(weights or {}) - set(self.defaults))
         if unknown:
             raise ValueError(f"{type(self).__name__}: unknown loss weight {unknown[0]!r}; "
@@ -92,8 +92,8 @@ class SegmentationObjective(Objective):
 
     defaults = {"mask": 1.0, "boundary": 0.5, "aux": 0.4}
 
-    def __init__(self, weights=None, criterion: str = "ce", boundary_kernel: int = 0, hard_pixels: float = 0.0,
-                 soft_targets: bool = False):
+    def __init__(self, weights=None, auxiliary_heads=(), criterion: str = "ce", boundary_kernel: int = 0,
+                 hard_pixels: float = 0.0, soft_targets: bool = False):
         if criterion not in ("ce", "lovasz"):
             raise ValueError(f"criterion must be 'ce' or 'lovasz', got {criterion!r}")
         if soft_targets and (criterion != "ce" or hard_pixels):
@@ -101,7 +101,7 @@ class SegmentationObjective(Objective):
         self.soft_targets = soft_targets
         if hard_pixels and criterion != "ce":
             raise ValueError("hard_pixels (loss max-pooling) needs criterion 'ce'")
-        super().__init__(weights)
+        super().__init__(weights, auxiliary_heads)
         self.criterion = {"lovasz": losses.lovasz_hinge, "ce": losses.cross_entropy}[criterion]
         if hard_pixels:
             self.criterion = lambda labels, logits: losses.loss_max_pooling(
@@ -130,9 +130,9 @@ class SegmentationObjective(Objective):
         width = features["image"].shape[2]
         mask, boundary = self._head_terms(targets["mask"], outputs["mask"], width)
         terms = {"mask": mask, "boundary": boundary, "aux": tf.constant(0.0)}
-        for name, logits in outputs.items():
-            if name.startswith(AUX_PREFIXES):
-                aux, aux_boundary = self._head_terms(targets["mask"], logits, width)
+        for name in self.auxiliary_heads:
+            if name in outputs:
+                aux, aux_boundary = self._head_terms(targets["mask"], outputs[name], width)
                 terms["aux"] += aux + self.weights["boundary"] * aux_boundary
         return self.total(terms)
 
@@ -166,7 +166,8 @@ OBJECTIVES = {"portraitnet": PortraitNetObjective, "segmentation": SegmentationO
               "matting": MattingObjective}
 
 
-def make_objective(name: str, weights: dict | None = None, **options) -> Objective:
+def make_objective(name: str, weights: dict | None = None, auxiliary_heads: tuple[str, ...] = (),
+                   **options) -> Objective:
     if name not in OBJECTIVES:
         raise ValueError(f"unknown objective {name!r}; valid choices: {', '.join(OBJECTIVES)}")
-    return OBJECTIVES[name](weights, **options)
+    return OBJECTIVES[name](weights, auxiliary_heads, **options)

@@ -3,7 +3,8 @@
 ``quantize_for_training`` wraps a tf_keras model with tensorflow-model-optimization's default 8-bit scheme,
 which mimics TFLite's int8 kernels: symmetric per-channel conv weights, asymmetric per-tensor activations,
 batch norm folded into the conv before it, ReLU fused. tfmot's registry leaves out several layers our
-architectures use (it would refuse the model); ``LAYER_CONFIGS`` covers them the way the converter lays them out:
+architectures use (it would refuse the model); ``layer_configs()`` covers them the way the converter lays them out
+(Keras layers here, each architecture's own layers in its spec's ``custom_layers``):
 
 - ``PReLU``: output quantized (PRELU is its own int8 kernel, not fused into the conv before it). Its alpha is
   left to the converter: a fake-quantized alpha breaks the pattern that turns Keras' ``relu(x) - alpha *
@@ -47,10 +48,8 @@ import tensorflow_model_optimization as tfmot  # noqa: E402
 from tensorflow_model_optimization.python.core.quantization.keras import quantize_layer  # noqa: E402
 
 from portrait_sdk.files import atomic_write  # noqa: E402
-from portrait_sdk.models import build_model  # noqa: E402
-from portrait_sdk.models.hair_segmenter import MaxUnpool2x  # noqa: E402
-from portrait_sdk.models.selfie import HardSwish  # noqa: E402
-from portrait_sdk.models.sinet import ChannelSlice  # noqa: E402
+from portrait_sdk.models import get_spec  # noqa: E402  (registers the zoo)
+from portrait_sdk.models.registry import custom_layers  # noqa: E402
 from portrait_sdk.recipe import QatConfig, Recipe, RecipeError, load_recipe  # noqa: E402
 
 tfq = tfmot.quantization.keras
@@ -90,37 +89,41 @@ class OutputQuantizeConfig(tfq.QuantizeConfig):
         return {"quantize_output": self.quantize_output}
 
 
-# Layers tfmot's default 8-bit registry does not know, and whether their output gets its own range.
-LAYER_CONFIGS: dict[type, bool] = {
+# Keras layers tfmot's default 8-bit registry does not know, and whether their output gets its own range.
+KERAS_LAYER_CONFIGS: dict[type, bool] = {
     layers.PReLU: True,
     layers.BatchNormalization: True,
     layers.Multiply: True,
     layers.Subtract: True,
     layers.Minimum: True,
-    ChannelSlice: False,
-    HardSwish: True,  # the selfie model's activation: HARD_SWISH is an int8 kernel with its own output range
-    MaxUnpool2x: True,  # the hair model's max-unpooling (builtin ops inside): its output gets a range
 }
 
 
+def layer_configs() -> dict[type, bool]:
+    """``KERAS_LAYER_CONFIGS`` plus the architectures' own layers, as each model spec declares them
+    (``ModelSpec.custom_layers``)."""
+    return {**KERAS_LAYER_CONFIGS, **custom_layers()}
+
+
 class _Registry(tfq.default_8bit.Default8BitQuantizeRegistry):
-    """tfmot's default registry plus ``LAYER_CONFIGS``.
+    """tfmot's default registry plus ``layer_configs()``.
 
     tfmot asks the registry only about layers its graph transforms left without a config, so a batch norm after
     a conv is still folded into it; only the other batch norms get an output range of their own.
     """
 
     def supports(self, layer) -> bool:
-        return type(layer) in LAYER_CONFIGS or super().supports(layer)
+        return type(layer) in layer_configs() or super().supports(layer)
 
     def get_quantize_config(self, layer):
-        if type(layer) in LAYER_CONFIGS:
-            return OutputQuantizeConfig(LAYER_CONFIGS[type(layer)])
+        configs = layer_configs()
+        if type(layer) in configs:
+            return OutputQuantizeConfig(configs[type(layer)])
         return super().get_quantize_config(layer)
 
 
 class QuantizeScheme(tfq.default_8bit.Default8BitQuantizeScheme):
-    """The default 8-bit scheme (its transforms and quantizers) with the registry extended by ``LAYER_CONFIGS``."""
+    """The default 8-bit scheme (its transforms and quantizers) with the registry extended by ``layer_configs()``."""
 
     def get_quantize_registry(self):
         return _Registry()
@@ -142,7 +145,8 @@ def quantize_scope():
 
     tfmot's scope, then ours inside it: ``tfq.quantize_scope(extra)`` would let its own QuantizeLayer win.
     """
-    ours = {"OutputQuantizeConfig": OutputQuantizeConfig, "ChannelSlice": ChannelSlice, "QuantizeLayer": QuantizeLayer}
+    ours = {"OutputQuantizeConfig": OutputQuantizeConfig, "QuantizeLayer": QuantizeLayer,
+            **{cls.__name__: cls for cls in custom_layers()}}
     with tfq.quantize_scope(), keras.utils.custom_object_scope(ours):
         yield
 
@@ -173,8 +177,12 @@ def load_qat_model(path: str | os.PathLike) -> keras.Model:
 
 # -- checks ---------------------------------------------------------------------------------------------------
 
-# Outputs that are a subset of the input's values: TFLite gives them the input's scale.
-RANGE_PRESERVING = (ChannelSlice, layers.MaxPooling2D)
+def range_preserving() -> tuple[type, ...]:
+    """Layers whose outputs are a subset of the input's values (TFLite gives them the input's scale): max
+    pooling, and the architectures' layers declared without an output range (SINet's ChannelSlice)."""
+    return (layers.MaxPooling2D, *(cls for cls, quantized in custom_layers().items() if not quantized))
+
+
 # Activations whose int8 output range TFLite fixes (LOGISTIC: 1/256 from 0, ...): nothing to learn.
 FIXED_RANGE_ACTIVATIONS = ("sigmoid", "softmax", "tanh")
 # Consumers into which TFLite folds their producer's output: batch norm into the conv, ReLU as the fused
@@ -212,7 +220,7 @@ def unquantized_layers(qat_model: keras.Model) -> list[str]:
         if not isinstance(layer, tfq.QuantizeWrapper):
             return False
         inner = layer.layer
-        if isinstance(inner, RANGE_PRESERVING):
+        if isinstance(inner, range_preserving()):
             return True
         if isinstance(inner, layers.Activation) and inner.activation.__name__ in FIXED_RANGE_ACTIVATIONS:
             return True
@@ -267,13 +275,13 @@ def qat_recipe(recipe: Recipe, weights: str | os.PathLike | None = None, epochs:
 
 
 def inference_model(qat_model: keras.Model, recipe: Recipe) -> keras.Model:
-    """The QAT model without its training heads: the outputs the recipe's inference graph has, same layers."""
-    cfg = recipe.model
-    reference = build_model(cfg.name, input_size=tuple(cfg.input_size), input_channels=cfg.input_channels or None,
-                            **cfg.options)
+    """The QAT model without its training heads: the spec's inference heads (a dict, as the float model's
+    ``training_heads=True`` graph), same layers."""
     outputs = qat_model.output
-    kept = {key: outputs[key] for key in reference.output} if isinstance(reference.output, dict) else outputs["mask"]
-    return keras.Model(qat_model.inputs, kept, name=qat_model.name)
+    if not isinstance(outputs, dict):
+        return qat_model
+    return keras.Model(qat_model.inputs, {head: outputs[head] for head in get_spec(recipe.model.name).inference_heads},
+                       name=qat_model.name)
 
 
 def run_qat(recipe_path: str | os.PathLike, out_dir: str | os.PathLike, weights: str | os.PathLike | None = None,

@@ -58,6 +58,7 @@ class DataConfig:
     # absolute, relative to the recipe, or under the data root
     extra_train: list[str] = field(default_factory=list)
     val_filter: dict = field(default_factory=dict)  # e.g. {label_source = "teacher"}
+    val_groups: str = ""  # index.csv column to also report validation metrics by, e.g. "source" -> iou_vikram
     oversample: dict = field(default_factory=dict)  # e.g. {source = "vikram", times = 4}: rare samples x times
     mode: str = "segmentation"  # segmentation | consistency | matting | video
     backgrounds: str = ""  # folder of background photos (matting: background swap; others: see composite)

@@ -34,6 +34,7 @@ from portrait_sdk.files import IMAGE_EXTENSIONS, atomic_write
 from portrait_sdk.keras_env import keras, tf
 from portrait_sdk.metrics import MattingMeter, SegmentationMeter
 from portrait_sdk.models import build_model, get_spec
+from portrait_sdk.models.registry import contract_path
 from portrait_sdk.objectives import make_objective
 from portrait_sdk.data import augment
 from portrait_sdk.recipe import Recipe, RecipeError
@@ -42,6 +43,7 @@ from portrait_sdk.recipe import Recipe, RecipeError
 # Conv and dense kernels are decayed (AdamW's weight_decay and the coupled l2); BN, PReLU, biases and depthwise
 # kernels are not (ExtremeC3Net's rule).
 NOT_DECAYED = ("bn", "batch_norm", "prelu", "bias", "depthwise")
+LAST_EPOCHS = 5  # metrics.json's "last_epochs": mean and spread of the validation metric over these
 
 
 def default_strategy() -> tf.distribute.Strategy:
@@ -137,7 +139,8 @@ class Trainer:
         self.strategy = strategy or default_strategy()
         self.progress = progress
         self.spec = get_spec(recipe.model.name)
-        self.objective = make_objective(recipe.loss.objective, recipe.loss.weights, **recipe.loss.options)
+        self.objective = make_objective(recipe.loss.objective, recipe.loss.weights, self.spec.auxiliary_heads,
+                                        **recipe.loss.options)
         self.augment_config = self._augment_config()
         self.train_data, self.val_data = self._open_datasets()  # checked before any graph is built
         cfg = recipe.train
@@ -297,13 +300,24 @@ class Trainer:
         """Validation metrics at the model's input resolution (IoU etc. for masks, SAD etc. for mattes) of the
         trained model, or of ``model`` (e.g. ``base_model``, to compare a QAT model with its float source)."""
         model = self.model if model is None else model
-        meter = MattingMeter() if self.spec.task == "matting" else SegmentationMeter()
+        meter_type = MattingMeter if self.spec.task == "matting" else SegmentationMeter
+        meter, column = meter_type(), self.recipe.data.val_groups
+        groups = [dict(sample.meta).get(column, "?") for sample in self.val_data.samples] if column else []
+        group_meters = {group: meter_type() for group in groups}
         predict = tf.function(lambda x: self.objective.probability(model(x, training=False)))
-        for features, targets in self._dataset(training=False):
+        index = 0
+        for features, targets in self._dataset(training=False):  # batches of 1, in dataset order
             prob = predict(features["image"]).numpy()
             for p, t in zip(prob, targets["mask"].numpy()[..., 0]):
                 meter.update(p, t)
-        return meter.result()
+                if groups:
+                    group_meters[groups[index]].update(p, t)
+                index += 1
+        result = meter.result()
+        for group, group_meter in sorted(group_meters.items()):  # e.g. iou_vikram: [data] val_groups = "source"
+            result.update({f"{key}_{group}": value for key, value in group_meter.result().items()
+                           if key != "images"})
+        return result
 
     # -- the loop -------------------------------------------------------------------------------------------
     def _save_state(self):
@@ -363,6 +377,7 @@ class Trainer:
             raise FileExistsError(f"{self.run_dir} already holds a run; pass resume=True (--resume) to continue it "
                                   "or choose another output folder")
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._write_contract()
         start = self._restore() if resume else 0
         if resume:
             self._check_schedule(start, reschedule)
@@ -438,9 +453,26 @@ class Trainer:
         self._save_state()
         self._write_reports()
 
+    def _write_contract(self) -> None:
+        """``best.contract.json`` beside ``best.keras``: the spec's contract for these weights (architecture,
+        options, input, resize, normalization, heads), which ``portrait-sdk export`` copies into the card. Copy
+        it with the weights (``training/weights/<model>.contract.json``)."""
+        cfg = self.recipe.model
+        contract = self.spec.contract(cfg.input_size, cfg.input_channels or None, cfg.options)
+        if self.recipe.data.mode != "matting":  # the fit validation used (a recipe's [data] augment may set it)
+            contract["resize"] = "letterbox" if self.augment_config.deform.fit == "pad" else "stretch"
+        atomic_write(contract_path(self.run_dir / "best.keras"),
+                     lambda p: p.write_text(json.dumps(contract, indent=2) + "\n"))
+
     def _write_reports(self):
+        metric = f"val_{self.recipe.train.metric}"
+        last = [record[metric] for record in self.history[-LAST_EPOCHS:]]
         report = {"recipe": self.recipe.path.name, "model": self.recipe.model.name, "metric": self.recipe.train.metric,
-                  "best": self.best, "history": self.history, "wise_ft": getattr(self, "blends", [])}
+                  "best": self.best,
+                  # the best epoch is one draw; the last ones say where the run actually is
+                  "last_epochs": {"epochs": len(last), "mean": float(np.mean(last)) if last else None,
+                                  "std": float(np.std(last)) if last else None},
+                  "history": self.history, "wise_ft": getattr(self, "blends", [])}
         atomic_write(self.run_dir / "metrics.json", lambda p: p.write_text(json.dumps(report, indent=2)))
         atomic_write(self.run_dir / "curves.png", lambda p: plot_curves(self.history, self.recipe.train.metric, p),
                      keep_suffix=True)

@@ -30,7 +30,7 @@ def test_auxiliary_heads_see_small_objects_as_area_fractions():
     # A 2 x 2 nail in a 16 x 16 label covers a quarter of one 4 x 4 cell of a 1/4 head: thresholded at 0.5 the
     # cell is background and a confident background head would pay (almost) nothing.
     model = fixed_model({"mask": background_logits, "aux_low": lambda x: background_logits(x, (4, 4))})
-    objective = make_objective("segmentation", {"boundary": 0.0}, hard_pixels=0.25)
+    objective = make_objective("segmentation", {"boundary": 0.0}, ("aux_low",), hard_pixels=0.25)
     image = tf.zeros((1, 16, 16, 3))
     empty = np.zeros((1, 16, 16, 1), np.float32)
     nail = empty.copy()

@@ -294,3 +294,45 @@ def test_precise_batch_norm_sets_moving_statistics_to_the_batches_mean():
     np.testing.assert_allclose(bn.moving_variance.numpy(), np.mean([b.var((0, 1, 2)) for b in batches], 0),
                                rtol=0.02)  # Keras' unbiased batch variance: 128 / 127
     assert bn.momentum == 0.99  # restored
+
+
+def test_the_contract_saved_beside_the_weights_reaches_the_exported_card(recipe_path, tmp_path):
+    import json
+
+    from portrait_sdk.export import export_model
+    from portrait_sdk.model_card import ModelCard, card_path
+    from portrait_sdk.train import Trainer
+
+    # The recipe validates stretched although the toy architecture letterboxes: the card must say stretch.
+    recipe_path.write_text(recipe_path.read_text().replace('val = "toy/val"', 'val = "toy/val"\naugment = { fit = "stretch" }')
+                           .replace("epochs = 2", "epochs = 1"))
+    run_dir = recipe_path.parent / "run"
+    Trainer(load_recipe(recipe_path), run_dir, progress=False).fit()
+    contract = json.loads((run_dir / "best.contract.json").read_text())
+    assert contract["architecture"] == NAME and contract["input_size"] == [32, 32]
+    assert contract["resize"] == "stretch" and contract["inference_heads"] == ["mask"]
+    exported = export_model(run_dir / "best.keras", tmp_path / "out", "toy", "float32", latency_runs=1)
+    card = ModelCard.load(card_path(exported))
+    assert card.architecture == NAME and card.input.resize == "stretch"
+    assert card.input.std == tuple(contract["input_std"])
+
+
+def test_validation_reports_each_group_and_the_last_epochs(recipe_path):
+    import json
+
+    from portrait_sdk.train import Trainer
+
+    stems = [f"{i:03d}" for i in range(8)]
+    (recipe_path.parent / "toy" / "index.csv").write_text(
+        "stem,split,source\n" + "".join(f"{s},{split},{'street' if int(s) < 3 else 'studio'}\n"
+                                        for split in ("train", "val") for s in stems))
+    recipe_path.write_text(recipe_path.read_text().replace('val = "toy/val"', 'val = "toy/val"\nval_groups = "source"'))
+    trainer = Trainer(load_recipe(recipe_path), recipe_path.parent / "run", progress=False)
+    trainer.fit()
+    record = trainer.history[-1]
+    assert {"val_iou_street", "val_iou_studio", "val_boundary_f_street"} <= set(record)
+    # the overall mean IoU is the image-weighted mean of the groups' (3 street, 5 studio images)
+    assert record["val_iou"] == pytest.approx((3 * record["val_iou_street"] + 5 * record["val_iou_studio"]) / 8)
+    report = json.loads((recipe_path.parent / "run" / "metrics.json").read_text())
+    ious = [r["val_iou"] for r in report["history"]]
+    assert report["last_epochs"]["epochs"] == 2 and report["last_epochs"]["mean"] == pytest.approx(np.mean(ious))

@@ -143,6 +143,7 @@ def build(input_shape, training_heads: bool = False):
 
 SPEC = register(ModelSpec(
     name="extremec3net",
+    auxiliary_heads=("coarse",),
     task="portrait",
     builder=build,
     description="ExtremeC3Net: advanced C3 encoder with image pyramid at 1/4 + fine branch at 1/2 (~38 K params)",

@@ -201,6 +201,8 @@ def tflite_layer_names() -> list[str]:
 
 SPEC = register(ModelSpec(
     name="hair_segmenter",
+    auxiliary_heads=("aux",),
+    custom_layers={MaxUnpool2x: True},  # builtin ops inside; its output gets a range
     task="hair",
     builder=build,
     description="MediaPipe's hair segmenter (ENet-like encoder-decoder with U-Net skips on RGB + previous mask), "

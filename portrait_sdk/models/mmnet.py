@@ -98,6 +98,7 @@ def build(input_shape, training_heads: bool = False, width: float = 1.0):
 
 SPEC = register(ModelSpec(
     name="mmnet",
+    auxiliary_heads=("aux",),
     task="matting",
     builder=build,
     description="MMNet: multi-branch dilated linear bottlenecks, skip decoder, 1/16 auxiliary head (width option)",

@@ -109,6 +109,10 @@ def enumerate_pairs(names: list[str]) -> list[tuple[str, int]]:
 
 SPEC = register(ModelSpec(
     name="nail_segmenter",
+    auxiliary_heads=("aux_low", "aux_mid"),
+    # The instance and direction heads were never trained (nails/ has binary masks only), so they do not ship:
+    # every released file has one output, the mask, which MediaPipe's ImageSegmenter and the mobile apps require.
+    inference_heads=("mask",),
     task="nails",
     builder=build,
     description="Nail segmenter (Duke et al.): half-res deep MobileNetV2 + full-res shallow branch, ICNet cascade, "

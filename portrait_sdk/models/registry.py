@@ -45,6 +45,16 @@ class ModelSpec:
     # The Keras layer names, in a compatible .tflite file's weighted-op order, that ``[model] pretrained`` fills
     # (``portrait_sdk.tflite_weights``); called with the built model. None: no published file fits.
     pretrained_layers: Callable | None = None
+    # Heads an exported file carries (the first is the mask the runtimes read) and training-only heads that the
+    # segmentation objective scores against the mask resized to their resolution.
+    inference_heads: tuple[str, ...] = ("mask",)
+    auxiliary_heads: tuple[str, ...] = ()
+    # The architecture's own layer classes and whether QAT gives each its own output range
+    # (``portrait_sdk.quantize``); the classes are Keras-serializable.
+    custom_layers: dict = field(default_factory=dict)
+    # model input = (pixel - mean) / std with pixels in 0..255: every zoo model takes [0, 1]
+    input_mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    input_std: tuple[float, float, float] = (255.0, 255.0, 255.0)
 
     @property
     def resize_mode(self) -> str:
@@ -54,6 +64,27 @@ class ModelSpec:
     @property
     def foreground(self) -> str:
         return FOREGROUND[self.task]
+
+    def contract(self, input_size, input_channels: int | None = None, options: dict | None = None) -> dict:
+        """What a trained model's weights need to be used right: saved beside them by the trainer
+        (``contract_path``), copied into the exported file's card."""
+        return {"architecture": self.name, "task": self.task, "input_size": list(input_size),
+                "input_channels": input_channels or self.input_channels[0], "options": dict(options or {}),
+                "resize": self.resize_mode, "input_mean": list(self.input_mean), "input_std": list(self.input_std),
+                "foreground": self.foreground, "inference_heads": list(self.inference_heads)}
+
+
+def contract_path(weights) -> "Path":
+    """``best.keras`` -> ``best.contract.json``: the model contract the trainer writes beside its weights."""
+    from pathlib import Path
+
+    weights = Path(weights)
+    return weights.with_name(f"{weights.stem}.contract.json")
+
+
+def custom_layers() -> dict:
+    """Every registered architecture's own layer classes -> whether QAT quantizes their output."""
+    return {cls: quantized for spec in _REGISTRY.values() for cls, quantized in spec.custom_layers.items()}
 
 
 _REGISTRY: dict[str, ModelSpec] = {}

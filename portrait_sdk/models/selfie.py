@@ -136,6 +136,7 @@ def tflite_layer_names() -> list[str]:
 
 SPEC = register(ModelSpec(
     name="selfie",
+    custom_layers={HardSwish: True},  # HARD_SWISH is an int8 kernel with its own output range
     task="portrait",
     builder=build,
     description="MediaPipe's selfie segmenter (MobileNetV3-small encoder, gated decoder), weights importable "

@@ -198,6 +198,8 @@ def build(input_shape, training_heads: bool = False):
 
 SPEC = register(ModelSpec(
     name="sinet",
+    auxiliary_heads=("coarse",),
+    custom_layers={ChannelSlice: False},  # a slice keeps its input's int8 values and scale
     task="portrait",
     builder=build,
     description="SINet: S2-module encoder with SE blocks + information-blocking decoder (~87 K params)",
