@@ -36,9 +36,10 @@ from portrait_sdk.quiet import native_info_dropped
 SWIFTSHADER_ICD = Path("/usr/lib/chromium/vk_swiftshader_icd.json")
 # Largest |GPU - CPU| output difference allowed, as a fraction of max(1, largest |CPU output|), by the file's
 # arithmetic. The GPU runs an int8 file on dequantized weights in floating point, the CPU in integer arithmetic: they
-# differ by a few percent of the output range (released PortraitNet int8: 0.082 of 0.98; the nail model's direction
-# head: 0.30 of 5.4). Float32 and float16 files differ by rounding only.
-TOLERANCE = {"float": 2e-3, "int8": 0.15}
+# differ by a few percent of the output range (released PortraitNet int8: 0.082 on its mask probabilities, the
+# largest measured). Every released file outputs the mask alone (a probability), so the int8 rule is what that
+# needs; float32 and float16 files differ by rounding only.
+TOLERANCE = {"float": 2e-3, "int8": 0.1}
 TOLERANCE_HELP = (f"largest |GPU - CPU| output difference allowed (default: {TOLERANCE['float']:g} x max(1, largest "
                   f"output) for float32 / float16 files, {TOLERANCE['int8']:g} x max(1, largest output) for files "
                   "with int8 tensors)")

@@ -91,7 +91,7 @@ def test_missing_driver_says_to_install_chromium(tmp_path, monkeypatch):
 def test_one_tolerance_rule_per_precision():
     assert tolerance("float", 0.98) == TOLERANCE["float"] == 2e-3
     assert tolerance("int8", 0.98) == TOLERANCE["int8"]
-    assert tolerance("int8", 5.4) == pytest.approx(5.4 * TOLERANCE["int8"])  # the nail model's direction head
+    assert tolerance("int8", 5.4) == pytest.approx(5.4 * TOLERANCE["int8"])  # an output beyond [0, 1] scales it
     help_text = build_parser()._subparsers._group_actions[0].choices["gpu-check"].format_help()
     assert f"{TOLERANCE['float']:g} x max(1, largest output) for float32 / float16" in " ".join(help_text.split())
     assert f"{TOLERANCE['int8']:g} x max(1, largest output) for files with int8" in " ".join(help_text.split())
