@@ -202,6 +202,11 @@ def release_model(entry: ReleaseEntry, out_dir: Path, threads: int = 2, latency_
             shipped = released.get(wanted) or released[_suffix("float16")]  # an int8 over the limit: float16
             for name in (shipped, Path(shipped).with_suffix(".json").name):
                 shutil.copyfile(out_dir / name, MODELS_DIR / name)
+            for suffix in map(_suffix, RELEASED):  # one packaged file per model: the other precision goes
+                other = MODELS_DIR / f"{entry.name}_{suffix}.tflite"
+                if other.name != shipped:
+                    other.unlink(missing_ok=True)
+                    other.with_suffix(".json").unlink(missing_ok=True)
 
     return {"name": entry.name, "metric": entry.metric, "int8_choice": int8,
             "int8_drop": round(drop, 4), "int8_within_limit": within,

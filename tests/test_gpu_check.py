@@ -98,7 +98,7 @@ def test_one_tolerance_rule_per_precision():
 
 
 @pytest.mark.parametrize("name, precision", [("portraitnet_fp16", "float"), ("portraitnet_int8", "int8"),
-                                             ("nail_segmenter_int8", "int8")])
+                                             ("mmnet_int8", "int8")])
 def test_released_files_precision_picks_the_rule(name, precision):
     assert file_precision(_cpu_interpreter(EXPORT / f"{name}.tflite")) == precision
 

@@ -113,6 +113,7 @@ def test_only_rebuilds_the_named_models_and_keeps_the_rest_of_the_report(workspa
     manifest.write_text(manifest.read_text().replace("package = true", 'package = "fp16"'))
     release(manifest, only=["second"], latency_runs=1)
     assert (tmp_path / "assets" / "second_fp16.tflite").is_file()  # package = "fp16": that file ships instead
+    assert not list((tmp_path / "assets").glob("second_int8.*"))  # ... and replaces the int8 one
     manifest.write_text(manifest.read_text().replace('package = "fp16"', 'package = "fp32"'))
     with pytest.raises(ValueError, match=r"'first': package must be true, false, .fp16. or .int8., got 'fp32'"):
         load_manifest(manifest)
