@@ -10,7 +10,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from toy_model import NAME, toy_spec
@@ -47,18 +46,10 @@ seed = 1
 
 
 def make_toy_dataset(root: Path, count: int = 8) -> None:
-    """Discs on noise: folders in the generic images/ + masks/ format."""
-    rng = np.random.default_rng(0)
-    for split in ("train", "val"):
-        (root / "toy" / split / "images").mkdir(parents=True)
-        (root / "toy" / split / "masks").mkdir(parents=True)
-        for i in range(count):
-            image = rng.integers(0, 120, (40, 48, 3), dtype=np.uint8)
-            mask = np.zeros((40, 48), np.uint8)
-            cv2.circle(mask, (int(rng.integers(14, 34)), int(rng.integers(14, 26))), int(rng.integers(6, 12)), 255, -1)
-            image[mask > 0] += 120
-            cv2.imwrite(str(root / "toy" / split / "images" / f"{i:03d}.png"), image)
-            cv2.imwrite(str(root / "toy" / split / "masks" / f"{i:03d}.png"), mask)
+    """Discs on noise: folders in the generic images/ + masks/ format (the reliability runs' toy data)."""
+    from portrait_sdk.reliability.fixtures import toy_dataset
+
+    toy_dataset(root, count)
 
 
 @pytest.fixture()

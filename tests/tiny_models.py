@@ -11,28 +11,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from portrait_sdk.model_card import InputSpec, ModelCard, OutputSpec, card_path
-
-SIZE = 32
+from portrait_sdk.reliability.fixtures import MODEL_SIZE as SIZE
+from portrait_sdk.reliability.fixtures import tiny_model
 
 
 def write_model(folder: Path, name: str, task: str = "portrait") -> Path:
-    """``folder/<name>.tflite`` + ``<name>.json`` (a ``task`` model); TensorFlow is imported here only."""
-    from portrait_sdk.export import to_tflite
-    from portrait_sdk.keras_env import keras
-
-    inputs = keras.Input((SIZE, SIZE, 3))
-    conv = keras.layers.Conv2D(2, 1)
-    outputs = keras.layers.Softmax()(conv(inputs))
-    model = keras.Model(inputs, outputs)
-    kernel = np.zeros((1, 1, 3, 2), np.float32)
-    kernel[0, 0, :, 1] = (6.0, 0.0, -6.0)
-    conv.set_weights([kernel, np.zeros(2, np.float32)])
-    path = folder / f"{name}.tflite"
-    path.write_bytes(to_tflite(model))
-    ModelCard(name=name, architecture="tiny", task=task, precision="float32",
-              input=InputSpec(SIZE, SIZE, resize="stretch"), output=OutputSpec()).save(card_path(path))
-    return path
+    """``folder/<name>.tflite`` + ``<name>.json`` (a ``task`` model, ``SIZE`` x ``SIZE``); TensorFlow is imported
+    only here (the reliability runs' tiny model)."""
+    return tiny_model(folder, name, task)
 
 
 def clip_frame(index: int, size: tuple[int, int] = (48, 64)) -> np.ndarray:

@@ -44,8 +44,9 @@ seed = 1
 """
 
 
-def tiny_model(folder: Path, name: str = "tiny_portrait") -> Path:
-    """``folder/<name>.tflite`` + its card: foreground = softmax of 6 * (R - B), so red is the "person"."""
+def tiny_model(folder: Path, name: str = "tiny_portrait", task: str = "portrait") -> Path:
+    """``folder/<name>.tflite`` + its card (a ``task`` model): foreground = softmax of 6 * (R - B), so red is the
+    "person"."""
     from portrait_sdk.export import to_tflite
     from portrait_sdk.keras_env import keras
 
@@ -58,7 +59,7 @@ def tiny_model(folder: Path, name: str = "tiny_portrait") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.tflite"
     path.write_bytes(to_tflite(model))
-    ModelCard(name=name, architecture="tiny", task="portrait", precision="float32",
+    ModelCard(name=name, architecture="tiny", task=task, precision="float32",
               input=InputSpec(MODEL_SIZE, MODEL_SIZE, resize="stretch"), output=OutputSpec()).save(card_path(path))
     return path
 
@@ -87,7 +88,16 @@ def register_toy() -> None:
 
 def toy_recipe(folder: Path, epochs: int, steps_per_epoch: int, checkpoint_every: int, count: int = 8,
                model: str = TOY) -> Path:
-    """A toy dataset (discs on noise, generic images/ + masks/ folders) and a recipe training ``model`` on it."""
+    """A toy dataset (``toy_dataset``) and a recipe training ``model`` on it."""
+    toy_dataset(folder, count)
+    path = folder / "toy.toml"
+    path.write_text(TOY_RECIPE.format(model=model, root=folder, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                                      checkpoint_every=checkpoint_every))
+    return path
+
+
+def toy_dataset(folder: Path, count: int = 8) -> None:
+    """``folder/toy/{train,val}``: ``count`` discs on noise each, in the generic images/ + masks/ folders."""
     rng = np.random.default_rng(0)
     for split in ("train", "val"):
         for sub in ("images", "masks"):
@@ -99,7 +109,3 @@ def toy_recipe(folder: Path, epochs: int, steps_per_epoch: int, checkpoint_every
             image[mask > 0] += 120
             cv2.imwrite(str(folder / "toy" / split / "images" / f"{i:03d}.png"), image)
             cv2.imwrite(str(folder / "toy" / split / "masks" / f"{i:03d}.png"), mask)
-    path = folder / "toy.toml"
-    path.write_text(TOY_RECIPE.format(model=model, root=folder, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                                      checkpoint_every=checkpoint_every))
-    return path
