@@ -69,7 +69,6 @@ def test_keras_and_tflite_agree(converted):
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_MODELS))
 def test_training_heads_include_the_inference_mask(name):
-    spec = get_spec(name)
     model = build_model(name, training_heads=True)
     assert isinstance(model.output, dict) and "mask" in model.output, name
     if name == "selfie":  # MediaPipe's graph has one head; its training adds none

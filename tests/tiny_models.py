@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from portrait_sdk.reliability.fixtures import MODEL_SIZE as SIZE
+from portrait_sdk.reliability.fixtures import MODEL_SIZE as SIZE  # noqa: F401 (the tests' model size)
 from portrait_sdk.reliability.fixtures import tiny_model
 
 

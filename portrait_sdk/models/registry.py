@@ -8,6 +8,7 @@ built.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 TASKS = ("portrait", "matting", "hair", "nails")
@@ -74,10 +75,8 @@ class ModelSpec:
                 "foreground": self.foreground, "inference_heads": list(self.inference_heads)}
 
 
-def contract_path(weights) -> "Path":
+def contract_path(weights) -> Path:
     """``best.keras`` -> ``best.contract.json``: the model contract the trainer writes beside its weights."""
-    from pathlib import Path
-
     weights = Path(weights)
     return weights.with_name(f"{weights.stem}.contract.json")
 
