@@ -42,6 +42,8 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from portrait_sdk.keras_env import keras, tf  # sets TF_USE_LEGACY_KERAS before tfmot is imported
 
 import tensorflow_model_optimization as tfmot  # noqa: E402
@@ -57,6 +59,7 @@ layers = keras.layers
 
 QAT_MODEL_FILE = "qat_model.keras"
 REPORT_FILE = "qat_report.json"
+CALIBRATION_BATCHES = 16  # training batches that set the QAT model's activation ranges (``calibrate_ranges``)
 
 
 @keras.utils.register_keras_serializable(package="portrait_sdk")
@@ -163,7 +166,126 @@ def quantize_for_training(model: keras.Model) -> keras.Model:
         wrapped = tfq.quantize_apply(tfq.quantize_annotate_model(model), scheme=QuantizeScheme())
         qat = keras.models.clone_model(wrapped)
     qat.set_weights(wrapped.get_weights())
+    equalize_depthwise_kernels(qat)
     return qat
+
+
+def equalize_depthwise_kernels(model: keras.Model) -> int:
+    """Scale every channel of each depthwise kernel that feeds a batch norm alone up to the kernel's largest
+    |weight|, and that batch norm's moving statistics with it. Returns the number of kernels changed.
+
+    The model computes the same function (batch norm divides the scale out again: in inference mode by the
+    scaled statistics, in training mode by the batch's), but its depthwise kernels survive tfmot's fake
+    quantization, which is per tensor for depthwise kernels (TFLite's int8 kernels are per channel). Weights
+    imported from an int8 MobileNetV2 file carry its folded batch norm, so their channels differ by up to 100x
+    (the nail segmenter's first depthwise kernel reaches 56), and one range for all left the small channels a
+    quantization level or two. Scaling up (never down) keeps the variance positive.
+    """
+    consumers: dict[str, list] = {}
+    for layer in model.layers:
+        for node in layer.inbound_nodes:
+            for source in tf.nest.flatten(node.inbound_layers):
+                consumers.setdefault(source.name, []).append(layer)
+    changed = 0
+    for layer in model.layers:
+        depthwise = getattr(layer, "layer", layer)
+        users = consumers.get(layer.name, [])
+        if not (isinstance(depthwise, layers.DepthwiseConv2D) and not depthwise.use_bias and len(users) == 1):
+            continue
+        norm = getattr(users[0], "layer", users[0])
+        if not isinstance(norm, layers.BatchNormalization):
+            continue
+        # The wrapper's variable: in a QAT wrapper the layer's attribute is the fake-quantized kernel tensor.
+        variable = next(v for v in layer.weights if v.name.split("/")[-1] == "depthwise_kernel:0")
+        kernel = variable.numpy()
+        peaks = np.abs(kernel).reshape(-1, kernel.shape[2] * kernel.shape[3]).max(axis=0)
+        scale = np.where(peaks > 0, peaks.max() / np.maximum(peaks, 1e-12), 1.0).astype("float32")
+        variable.assign(kernel * scale.reshape(kernel.shape[2], kernel.shape[3]))
+        norm.moving_mean.assign(norm.moving_mean.numpy() * scale)
+        # (var + eps) * scale^2 - eps: inference-mode batch norm then divides by exactly scale times as much
+        norm.moving_variance.assign((norm.moving_variance.numpy() + norm.epsilon) * scale**2 - norm.epsilon)
+        changed += 1
+    return changed
+
+
+# Activation range variables: a QuantizeLayer's ``<name>_min`` / ``<name>_max`` (the model input's range), a
+# wrapper's ``output_*`` (its layer's output) and ``post_activation_*`` (the activation inside its layer, which in
+# the float model is that layer's output too).
+_RANGE_SUFFIXES = (("output_min", "output_max"), ("post_activation_min", "post_activation_max"))
+
+
+def _range_variables(layer) -> list[tuple[tf.Variable, tf.Variable]]:
+    by_name = {w.name.split("/")[-1].split(":")[0]: w for w in layer.weights}
+    if isinstance(layer, quantize_layer.QuantizeLayer):
+        suffixes = ((f"{layer.name}_min", f"{layer.name}_max"),)
+    else:
+        suffixes = _RANGE_SUFFIXES
+    return [(by_name[low], by_name[high]) for low, high in suffixes if low in by_name and high in by_name]
+
+
+def calibrate_ranges(float_model: keras.Model, qat_model: keras.Model, batches) -> int:
+    """Set every activation range of a fresh QAT model (``quantize_for_training(float_model)``) to the min / max
+    that the float model's matching tensor reaches over ``batches`` (model inputs), as TFLite's post-training
+    calibration does, and every weight range to its weight's. Returns the number of ranges set.
+
+    tfmot starts each range at [-6, 6] and moves it by an exponential moving average whose decay (0.999) it
+    fixes, so a fine-tuning of a few hundred steps never leaves that start: every activation beyond +-6 is
+    clipped. MobileNetV2's ReLU6 maps fit, but its linear bottlenecks and logits do not (the ImageNet-imported
+    nail segmenter's reach +-68), and such a model predicted nothing after one QAT epoch (val IoU 0.79 -> 0.05).
+    """
+    probes, targets = [], []
+    for layer in qat_model.layers:
+        ranges = _range_variables(layer)
+        if not ranges:
+            continue
+        if isinstance(layer, quantize_layer.QuantizeLayer):
+            tensor = float_model.inputs[0]
+        else:
+            source = getattr(layer, "layer", layer).name
+            if source not in {float_layer.name for float_layer in float_model.layers}:
+                continue
+            tensor = float_model.get_layer(source).output
+        probes.append(tensor)
+        targets.append(ranges)
+    probe = keras.Model(float_model.inputs, probes)
+
+    @tf.function
+    def extremes(images):
+        outputs = probe(images, training=False)
+        outputs = outputs if isinstance(outputs, list) else [outputs]
+        return tf.stack([tf.reduce_min(o) for o in outputs]), tf.stack([tf.reduce_max(o) for o in outputs])
+
+    low = high = None
+    for images in batches:
+        batch_low, batch_high = (t.numpy() for t in extremes(images))
+        low = batch_low if low is None else np.minimum(low, batch_low)
+        high = batch_high if high is None else np.maximum(high, batch_high)
+    if low is None:
+        raise ValueError("calibrate_ranges: no calibration batches")
+    for ranges, tensor_low, tensor_high in zip(targets, low, high):
+        for min_var, max_var in ranges:  # TFLite's ranges always hold 0
+            min_var.assign(min(float(tensor_low), 0.0))
+            max_var.assign(max(float(tensor_high), 0.0))
+    return sum(len(ranges) for ranges in targets) + _set_weight_ranges(qat_model)
+
+
+def _set_weight_ranges(qat_model: keras.Model) -> int:
+    """Each fake-quantized weight's symmetric range from the weight itself (per output channel where the range
+    variable has one entry per channel), as tfmot's first training step would set it; inference before that
+    step would clip the weights to tfmot's initial [-6, 6]."""
+    count = 0
+    for layer in qat_model.layers:
+        by_name = {w.name.split("/")[-1].split(":")[0]: w for w in layer.weights}
+        for name, weight in by_name.items():
+            if f"{name}_min" not in by_name or f"{name}_max" not in by_name:
+                continue
+            min_var, max_var = by_name[f"{name}_min"], by_name[f"{name}_max"]
+            values = np.abs(weight.numpy())
+            peak = values.max() if min_var.shape.rank == 0 else values.reshape(-1, values.shape[-1]).max(axis=0)
+            min_var.assign(-np.reshape(peak, min_var.shape))
+            max_var.assign(np.reshape(peak, max_var.shape))
+            count += 1
+    return count
 
 
 def load_qat_model(path: str | os.PathLike) -> keras.Model:
@@ -298,6 +420,8 @@ def run_qat(recipe_path: str | os.PathLike, out_dir: str | os.PathLike, weights:
     recipe = qat_recipe(load_recipe(recipe_path), weights, epochs, learning_rate)
     out_dir = Path(out_dir)
     trainer = Trainer(recipe, out_dir, progress=progress, model_transform=quantize_for_training)
+    # Ranges from the float model before the first step (a resumed run's checkpoint then restores its own).
+    calibrate_ranges(trainer.base_model, trainer.model, trainer.image_batches(CALIBRATION_BATCHES))
     float_metrics = trainer.evaluate(trainer.base_model)
     best = trainer.fit(resume=resume)
     trainer.model.load_weights(out_dir / "best.keras")  # the best epoch, not the last

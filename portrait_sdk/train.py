@@ -229,8 +229,7 @@ class Trainer:
         path = cfg.pretrained_path(self.recipe.path, self.recipe.data.root)
         folded = load_pretrained(model, path, self.spec.name)
         if folded:
-            batches = (features["image"] for features, _ in self._dataset(training=True).take(8))  # never val
-            reestimate_batch_norm(model, folded, batches)
+            reestimate_batch_norm(model, folded, self.image_batches(8))
         if self.progress:
             print(f"imported {path.name} ({len(folded)} batch norms re-estimated)", flush=True)
 
@@ -250,6 +249,11 @@ class Trainer:
 
     def _decayed_kernels(self) -> list[tf.Variable]:
         return [v for v in self.model.trainable_variables if not any(key in v.name for key in NOT_DECAYED)]
+
+    def image_batches(self, count: int, start_step: int = 0):
+        """``count`` batches of augmented training images (model inputs, never validation ones): the statistics
+        that batch norm re-estimation, PreciseBN and QAT range calibration are computed on."""
+        return (features["image"] for features, _ in self._dataset(training=True, start_step=start_step).take(count))
 
     def _dataset(self, training: bool, start_step: int = 0):
         cfg, data = self.recipe.train, self.recipe.data
@@ -409,8 +413,7 @@ class Trainer:
                     self.manager.save(checkpoint_number=step)
             bar.close()
             if cfg.precise_bn:
-                precise_batch_norm(self.model, (features["image"] for features, _ in
-                                                self._dataset(training=True, start_step=step).take(cfg.precise_bn)))
+                precise_batch_norm(self.model, self.image_batches(cfg.precise_bn, start_step=step))
             record = {"epoch": epoch + 1, "step": step, **{f"train_{k}": v / count for k, v in sums.items()},
                       **{f"val_{k}": v for k, v in self.evaluate().items()}}
             self.history.append(record)

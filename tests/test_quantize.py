@@ -58,6 +58,53 @@ def test_unquantized_layers_names_a_layer_left_float():
     assert unquantized_layers(qat) == ["quant_difference"]
 
 
+def wide_range_model():
+    """Conv -> BN -> depthwise -> BN -> linear 1x1: activations up to ~+-100 (tfmot starts every range at +-6) and
+    depthwise channels whose weights differ 100-fold, as in MobileNetV2 weights imported from an int8 file."""
+    from portrait_sdk.keras_env import keras
+
+    layers = keras.layers
+    inputs = keras.Input((16, 16, 3))
+    x = layers.BatchNormalization(name="expand_bn")(layers.Conv2D(8, 3, padding="same", use_bias=False)(inputs))
+    x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="dw")(x)
+    x = layers.BatchNormalization(name="dw_bn")(x)
+    model = keras.Model(inputs, layers.Conv2D(2, 1, name="logits")(x))
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.set_weights([rng.uniform(5, 20, 8), rng.normal(0, 5, 8), rng.normal(0, 1, 8), rng.uniform(0.5, 2, 8)])
+    channel_scale = np.logspace(-1, 1, 8).reshape(1, 1, 8, 1)  # 0.1 .. 10
+    model.get_layer("dw").set_weights([rng.normal(0, 1, (3, 3, 8, 1)) * channel_scale])
+    return model, rng.uniform(-1, 1, (4, 16, 16, 3)).astype("float32")
+
+
+def test_calibrated_qat_model_computes_what_the_float_model_does():
+    """Without calibration the fresh QAT model clips everything beyond tfmot's initial +-6 (and the nail segmenter
+    predicted nothing after a QAT epoch); calibrated, it differs from the float model by quantization noise."""
+    from portrait_sdk.quantize import calibrate_ranges, quantize_for_training
+
+    model, images = wide_range_model()
+    expected = model(images, training=False).numpy()
+    assert np.abs(expected).max() > 30  # the premise: far beyond +-6
+    qat = quantize_for_training(model)
+    error = np.abs(qat(images, training=False).numpy() - expected).max()
+    assert error > 0.2 * np.abs(expected).max()  # uncalibrated: clipped
+    assert calibrate_ranges(model, qat, [images[:2], images[2:]]) > 0
+    error = np.abs(qat(images, training=False).numpy() - expected).max()
+    assert error < 0.05 * np.abs(expected).max()
+
+
+def test_depthwise_equalization_keeps_the_function_and_evens_the_channels():
+    from portrait_sdk.quantize import equalize_depthwise_kernels
+
+    model, images = wide_range_model()
+    expected = model(images, training=False).numpy()
+    assert equalize_depthwise_kernels(model) == 1
+    np.testing.assert_allclose(model(images, training=False).numpy(), expected, rtol=1e-4, atol=1e-3)
+    peaks = np.abs(model.get_layer("dw").get_weights()[0]).max(axis=(0, 1, 3))
+    np.testing.assert_allclose(peaks, peaks.max(), rtol=1e-6)
+
+
 @pytest.fixture()
 def recipe_path(tmp_path, toy_registered):
     """test_train's toy recipe (tests/toy_model.py at 32x32 on discs), 4 epochs at a learning rate that fits it."""
