@@ -170,6 +170,22 @@ def quantize_for_training(model: keras.Model) -> keras.Model:
     return qat
 
 
+def _consumers(model: keras.Model) -> dict[str, list]:
+    """Each layer's name -> the layers that take its output."""
+    consumers: dict[str, list] = {layer.name: [] for layer in model.layers}
+    for layer in model.layers:
+        for node in layer.inbound_nodes:
+            for source in tf.nest.flatten(node.inbound_layers):
+                if source.name in consumers:
+                    consumers[source.name].append(layer)
+    return consumers
+
+
+def _variables(layer) -> dict:
+    """A layer's variables by their own name: ``quant_conv/kernel_min:0`` -> ``kernel_min``."""
+    return {w.name.split("/")[-1].split(":")[0]: w for w in layer.weights}
+
+
 def equalize_depthwise_kernels(model: keras.Model) -> int:
     """Scale every channel of each depthwise kernel that feeds a batch norm alone up to the kernel's largest
     |weight|, and that batch norm's moving statistics with it. Returns the number of kernels changed.
@@ -181,22 +197,18 @@ def equalize_depthwise_kernels(model: keras.Model) -> int:
     (the nail segmenter's first depthwise kernel reaches 56), and one range for all left the small channels a
     quantization level or two. Scaling up (never down) keeps the variance positive.
     """
-    consumers: dict[str, list] = {}
-    for layer in model.layers:
-        for node in layer.inbound_nodes:
-            for source in tf.nest.flatten(node.inbound_layers):
-                consumers.setdefault(source.name, []).append(layer)
+    consumers = _consumers(model)
     changed = 0
     for layer in model.layers:
         depthwise = getattr(layer, "layer", layer)
-        users = consumers.get(layer.name, [])
+        users = consumers[layer.name]
         if not (isinstance(depthwise, layers.DepthwiseConv2D) and not depthwise.use_bias and len(users) == 1):
             continue
         norm = getattr(users[0], "layer", users[0])
         if not isinstance(norm, layers.BatchNormalization):
             continue
         # The wrapper's variable: in a QAT wrapper the layer's attribute is the fake-quantized kernel tensor.
-        variable = next(v for v in layer.weights if v.name.split("/")[-1] == "depthwise_kernel:0")
+        variable = _variables(layer)["depthwise_kernel"]
         kernel = variable.numpy()
         peaks = np.abs(kernel).reshape(-1, kernel.shape[2] * kernel.shape[3]).max(axis=0)
         scale = np.where(peaks > 0, peaks.max() / np.maximum(peaks, 1e-12), 1.0).astype("float32")
@@ -215,7 +227,7 @@ _RANGE_SUFFIXES = (("output_min", "output_max"), ("post_activation_min", "post_a
 
 
 def _range_variables(layer) -> list[tuple[tf.Variable, tf.Variable]]:
-    by_name = {w.name.split("/")[-1].split(":")[0]: w for w in layer.weights}
+    by_name = _variables(layer)
     if isinstance(layer, quantize_layer.QuantizeLayer):
         suffixes = ((f"{layer.name}_min", f"{layer.name}_max"),)
     else:
@@ -239,10 +251,11 @@ def calibrate_ranges(float_model: keras.Model, qat_model: keras.Model, batches) 
         ranges = _range_variables(layer)
         if not ranges:
             continue
+        source = getattr(layer, "layer", layer).name
         if isinstance(layer, quantize_layer.QuantizeLayer):
             tensor = float_model.inputs[0]
-        elif getattr(layer, "layer", layer).name in float_layers:
-            tensor = float_layers[getattr(layer, "layer", layer).name].output
+        elif source in float_layers:
+            tensor = float_layers[source].output
         else:
             continue
         probes.append(tensor)
@@ -275,7 +288,7 @@ def _set_weight_ranges(qat_model: keras.Model) -> int:
     step would clip the weights to tfmot's initial [-6, 6]."""
     count = 0
     for layer in qat_model.layers:
-        by_name = {w.name.split("/")[-1].split(":")[0]: w for w in layer.weights}
+        by_name = _variables(layer)
         for name, weight in by_name.items():
             if f"{name}_min" not in by_name or f"{name}_max" not in by_name:
                 continue
@@ -310,14 +323,12 @@ FIXED_RANGE_ACTIVATIONS = ("sigmoid", "softmax", "tanh")
 # Consumers into which TFLite folds their producer's output: batch norm into the conv, ReLU as the fused
 # activation, CONCATENATION giving its inputs its own scale.
 ABSORBING = (layers.BatchNormalization, layers.ReLU, layers.Concatenate)
-# Range variables of a wrapper's output and of its (post-)activation: ``<wrapper>/output_min:0``, ...
-_RANGE_VARIABLES = ("output_min", "post_activation_min")
 
 
 def _own_range(layer) -> bool:
     if isinstance(layer, quantize_layer.QuantizeLayer):
         return layer.quantizer is not None
-    return any(w.name.split("/")[-1].split(":")[0] in _RANGE_VARIABLES for w in layer.weights)
+    return bool(_range_variables(layer))
 
 
 def unquantized_layers(qat_model: keras.Model) -> list[str]:
@@ -327,12 +338,7 @@ def unquantized_layers(qat_model: keras.Model) -> list[str]:
     fixed-range activation, or feeds only consumers that absorb its output (see ``ABSORBING``) and are covered
     themselves. A layer tfmot did not wrap at all (e.g. a Lambda) is never covered.
     """
-    consumers: dict[str, list] = {layer.name: [] for layer in qat_model.layers}
-    for layer in qat_model.layers:
-        for node in layer.inbound_nodes:
-            for source in tf.nest.flatten(node.inbound_layers):
-                if source.name in consumers:
-                    consumers[source.name].append(layer)
+    consumers = _consumers(qat_model)
 
     @functools.cache
     def covered(name: str) -> bool:
