@@ -40,6 +40,10 @@ class ModelConfig:
     # relative to the recipe, or relative to the shared folder (the data root's parent), e.g.
     # "baselines/selfie_segmentation.tflite"
     pretrained: str = ""
+    # divide the warm start's mask logits by the temperature that fits the training images best before training
+    # (portrait_sdk.calibration): MediaPipe's near-binary logits otherwise leave cross-entropy no gradient on the
+    # pixels it gets right, and fine-tuning forgets
+    calibrate_temperature: bool = False
 
     def pretrained_path(self, recipe_path: Path, root: str = "") -> Path:
         path = Path(self.pretrained)

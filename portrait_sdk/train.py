@@ -29,6 +29,7 @@ from typing import Callable
 
 import numpy as np
 
+from portrait_sdk.calibration import calibrate_temperature
 from portrait_sdk.data import open_dataset, pipeline, validate
 from portrait_sdk.files import IMAGE_EXTENSIONS, atomic_write
 from portrait_sdk.keras_env import keras, tf
@@ -43,6 +44,7 @@ from portrait_sdk.recipe import Recipe, RecipeError
 # Conv and dense kernels are decayed (AdamW's weight_decay and the coupled l2); BN, PReLU, biases and depthwise
 # kernels are not (ExtremeC3Net's rule).
 NOT_DECAYED = ("bn", "batch_norm", "prelu", "bias", "depthwise")
+TEMPERATURE_BATCHES = 16  # training batches [model] calibrate_temperature fits the temperature on
 LAST_EPOCHS = 5  # metrics.json's "last_epochs": mean and spread of the validation metric over these
 
 
@@ -215,6 +217,10 @@ class Trainer:
                 model.load_weights(path, skip_mismatch=True, by_name=True)
         elif cfg.pretrained:
             self._import_pretrained(model)
+        if cfg.calibrate_temperature:
+            temperature = calibrate_temperature(model, self._dataset(training=True).take(TEMPERATURE_BATCHES))
+            if self.progress:
+                print(f"mask logits divided by the fitted temperature {temperature:.3g}", flush=True)
         return model
 
     def _import_pretrained(self, model) -> None:
