@@ -439,7 +439,9 @@ def run_qat(recipe_path: str | os.PathLike, out_dir: str | os.PathLike, weights:
     metric = recipe.train.metric
     qat_metrics = {key[4:]: value for key, value in best.items() if key.startswith("val_")}
     report = {
-        "model": recipe.model.name, "recipe": str(recipe.path), "weights": recipe.train.init_weights,
+        # Relative to the recipe, as its [qat] table names them: a committed report holds no path of this machine.
+        "model": recipe.model.name, "recipe": str(recipe.path),
+        "weights": Path(os.path.relpath(recipe.train.init_weights, recipe.path.parent.resolve())).as_posix(),
         "epochs": recipe.qat.epochs, "learning_rate": recipe.qat.learning_rate, "metric": metric,
         "metric_mode": recipe.train.metric_mode,
         "float": float_metrics, "qat": qat_metrics, "qat_epoch": best["epoch"],
