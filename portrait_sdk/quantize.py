@@ -399,7 +399,8 @@ def qat_recipe(recipe: Recipe, weights: str | os.PathLike | None = None, epochs:
                           f"{qat.learning_rate}")
     train = dataclasses.replace(recipe.train, epochs=qat.epochs, learning_rate=qat.learning_rate, lr_schedule="step",
                                 lr_decay=1.0, lr_decay_epochs=0, init_weights=str(weights))
-    return dataclasses.replace(recipe, train=train, qat=qat)
+    model = dataclasses.replace(recipe.model, calibrate_temperature=True) if qat.calibrate_temperature else recipe.model
+    return dataclasses.replace(recipe, model=model, train=train, qat=qat)
 
 
 def inference_model(qat_model: keras.Model, recipe: Recipe) -> keras.Model:

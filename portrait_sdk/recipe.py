@@ -6,7 +6,7 @@ A recipe has four tables and an optional fifth::
     [data]   root, train, val, val_filter, mode, backgrounds, skip_bad, limit_train, limit_val
     [loss]   objective, weights, options
     [train]  epochs, batch_size, learning_rate, ...
-    [qat]    weights, epochs, learning_rate, output_weights (``portrait-sdk qat``)
+    [qat]    weights, epochs, learning_rate, output_weights, calibrate_temperature (``portrait-sdk qat``)
 
 An unknown key or a value of the wrong type raises ``RecipeError`` naming the file, the table and the key.
 ``parse_table`` does the same for other TOML files (``portrait_sdk.release``'s manifest).
@@ -130,6 +130,9 @@ class QatConfig:
     # also copy the QAT model (qat_model.keras, the best epoch) to this file, relative to the recipe, e.g. for
     # export/release.toml's qat_weights; empty: the run folder only
     output_weights: str = ""
+    # fit the float model's temperature first ([model] calibrate_temperature): near-binary logits (MediaPipe's,
+    # median |z| ~100) turn fake quantization's small errors into losses of hundreds of nats and QAT diverges
+    calibrate_temperature: bool = False
 
 
 @dataclass(frozen=True)

@@ -172,7 +172,10 @@ def test_qat_settings_come_from_the_table_and_the_command_line_overrides_them(re
 
     train = qat_recipe(recipe).train
     assert (train.init_weights, train.epochs, train.learning_rate) == (
-        "float/best.keras", 2, 1e-3)  # relative to the recipe, as the [qat] table names it
+        str(tmp_path.resolve() / "float" / "best.keras"), 2, 1e-3)
+    assert not qat_recipe(recipe).model.calibrate_temperature
+    calibrated = dataclasses.replace(recipe, qat=dataclasses.replace(recipe.qat, calibrate_temperature=True))
+    assert qat_recipe(calibrated).model.calibrate_temperature  # [qat] calibrate_temperature turns on [model]'s
     assert (train.lr_schedule, train.lr_decay, train.lr_decay_epochs) == ("step", 1.0, 0)  # constant, never cosine
     monkeypatch.chdir(tmp_path)
     train = qat_recipe(recipe, weights="other.keras", epochs=1, learning_rate=1e-2).train  # the command line's flags
