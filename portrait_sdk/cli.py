@@ -421,7 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="release manifest (default: export/release.toml)")
     release.add_argument("--only", nargs="+", metavar="NAME", help="rebuild only these models")
     release.add_argument("--threads", type=int, default=2, help="inference threads while scoring (default: 2)")
-    release.add_argument("--latency-runs", type=int, default=50, help="runs of the latency median (default: 50)")
+    release.add_argument("--latency-runs", type=int, default=200,
+                         help="runs of each latency median: the cards' and the files timed together (default: 200)")
     release.set_defaults(func=cmd_release)
 
     from portrait_sdk.effects import EFFECTS

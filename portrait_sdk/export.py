@@ -217,23 +217,35 @@ def representative_dataset(data: str | os.PathLike | Iterable[np.ndarray], spec:
 def measure_latency(model: str | os.PathLike | bytes, runs: int = 50, threads: int = LATENCY_THREADS,
                     warmup: int = 3) -> float:
     """Median wall time in ms of ``invoke`` over ``runs`` runs on ai-edge-litert (XNNPACK, ``threads`` threads)."""
+    return measure_latencies([model], runs, threads, warmup)[0]
+
+
+def measure_latencies(models: list, runs: int = 50, threads: int = LATENCY_THREADS, warmup: int = 3) -> list[float]:
+    """``measure_latency`` of several files (paths or flatbuffers) measured together: each round invokes every
+    model once, in an order reversed every other round, so that the machine's drift (other jobs, clock speed,
+    caches) falls on all of them alike and their ratios can be compared, as sequential medians cannot."""
     from ai_edge_litert.interpreter import Interpreter
 
     if runs < 1:
         raise ValueError(f"runs must be >= 1, got {runs}")
-    interpreter = (Interpreter(model_content=bytes(model), num_threads=threads)
-                   if isinstance(model, (bytes, bytearray))
-                   else Interpreter(model_path=os.fspath(model), num_threads=threads))
-    interpreter.allocate_tensors()
-    for detail in interpreter.get_input_details():
-        interpreter.set_tensor(detail["index"], np.full(detail["shape"], 0.5, detail["dtype"]))
-    times = []
+    interpreters = []
+    for model in models:
+        interpreter = (Interpreter(model_content=bytes(model), num_threads=threads)
+                       if isinstance(model, (bytes, bytearray))
+                       else Interpreter(model_path=os.fspath(model), num_threads=threads))
+        interpreter.allocate_tensors()
+        for detail in interpreter.get_input_details():
+            interpreter.set_tensor(detail["index"], np.full(detail["shape"], 0.5, detail["dtype"]))
+        interpreters.append(interpreter)
+    times = [[] for _ in interpreters]
+    order = list(range(len(interpreters)))
     for i in range(warmup + runs):
-        start = time.perf_counter()
-        interpreter.invoke()
-        if i >= warmup:
-            times.append((time.perf_counter() - start) * 1000.0)
-    return statistics.median(times)
+        for index in (order if i % 2 else order[::-1]):
+            start = time.perf_counter()
+            interpreters[index].invoke()
+            if i >= warmup:
+                times[index].append((time.perf_counter() - start) * 1000.0)
+    return [statistics.median(series) for series in times]
 
 
 def read_contract(weights: str | os.PathLike) -> dict | None:

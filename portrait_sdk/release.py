@@ -114,18 +114,28 @@ def _loss(metric: str, reference: float, value: float) -> float:
     return reference - value
 
 
-def _score(files: dict[str, Path], entry: ReleaseEntry, threads: int) -> dict[str, dict[str, dict]]:
-    """{evaluation label: {file key: metrics}} for the release's files and the entry's baselines."""
-    from portrait_sdk.evaluate import evaluate
-
+def _present_baselines(entry: ReleaseEntry) -> list[Path]:
+    """The entry's baseline files that exist (each missing one is named)."""
     baselines = [Path(b) for b in entry.baselines]
     present = [b for b in baselines if b.is_file()]
     for missing in sorted(set(baselines) - set(present)):
         print(f"  baseline {missing} not found; scored without it", flush=True)
-    keys = list(files) + [f"baseline:{b.stem}" for b in present]
+    return present
+
+
+def _keys(files: dict[str, Path], baselines: list[Path]) -> list[str]:
+    return list(files) + [f"baseline:{b.stem}" for b in baselines]
+
+
+def _score(files: dict[str, Path], baselines: list[Path], entry: ReleaseEntry,
+           threads: int) -> dict[str, dict[str, dict]]:
+    """{evaluation label: {file key: metrics}} for the release's files and the entry's baselines."""
+    from portrait_sdk.evaluate import evaluate
+
+    keys = _keys(files, baselines)
     scores = {}
     for evaluation in entry.evaluations:
-        report = evaluate([*files.values(), *present], evaluation.data, evaluation.filter, threads=threads,
+        report = evaluate([*files.values(), *baselines], evaluation.data, evaluation.filter, threads=threads,
                           passes=evaluation.passes)
         scores[evaluation.label] = {"images": report["images"],
                                     **{key: row for key, row in zip(keys, report["results"])}}
@@ -151,7 +161,7 @@ def _card_metrics(scores: dict, key: str, entry: ReleaseEntry) -> dict:
 
 def release_model(entry: ReleaseEntry, out_dir: Path, threads: int = 2, latency_runs: int = 50) -> dict:
     """Export, score and write one model's released files; returns its report entry."""
-    from portrait_sdk.export import export_model, load_model
+    from portrait_sdk.export import export_model, load_model, measure_latencies
     from portrait_sdk.metadata import attach_metadata
     from portrait_sdk.model_card import ModelCard, card_path
     from portrait_sdk.quantize import load_qat_model
@@ -171,7 +181,11 @@ def release_model(entry: ReleaseEntry, out_dir: Path, threads: int = 2, latency_
             files["qat_int8"] = export_model(load_qat_model(entry.qat_weights), staging, entry.name, "qat_int8",
                                              card_fields=fields, latency_runs=latency_runs)
         print(f"{entry.name}: exported {', '.join(files)}; scoring", flush=True)
-        scores = _score(files, entry, threads)
+        baselines = _present_baselines(entry)
+        scores = _score(files, baselines, entry, threads)
+        # The headline latency: every file and baseline timed together (``measure_latencies``), for ratios.
+        latency = dict(zip(_keys(files, baselines),
+                           measure_latencies([*files.values(), *baselines], latency_runs, threads)))
 
         primary = entry.evaluations[0].label
         value = {key: scores[primary][key][entry.metric] for key in files}
@@ -210,7 +224,8 @@ def release_model(entry: ReleaseEntry, out_dir: Path, threads: int = 2, latency_
 
     return {"name": entry.name, "metric": entry.metric, "int8_choice": int8,
             "int8_drop": round(drop, 4), "int8_within_limit": within,
-            "files": released, "scores": scores}
+            "files": released, "scores": scores,
+            "latency_ms": {key: round(ms, 3) for key, ms in latency.items()}, "latency_runs": latency_runs}
 
 
 def release(manifest: str | os.PathLike, only: list[str] | None = None, threads: int = 2,
@@ -252,7 +267,9 @@ def report_markdown(models: list[dict]) -> str:
              "Written by `uv run --extra train portrait-sdk release export/release.toml`. Every file is scored through the runtime "
              "(`portrait_sdk.runtime.Segmenter`, as the apps run it) on each validation image at its own size. "
              "Latency: median `invoke` ms with ai-edge-litert (XNNPACK, 2 threads) on the machine that ran the "
-             "release. IoU: foreground = probability >= 0.5, mean over images (pooled beside it). Mattes: SAD and "
+             "release: each model's headline line times its files and baselines together, round by round (compare "
+             "those ratios); the tables' ms column is the median while scoring, one file after another. IoU: "
+             "foreground = probability >= 0.5, mean over images (pooled beside it). Mattes: SAD and "
              "gradient error summed over the image / 1000, MSE per pixel (Deep Image Matting's conventions), "
              "mean over images.", ""]
     for model in models:
@@ -264,6 +281,8 @@ def report_markdown(models: list[dict]) -> str:
                   f"loss against float32: {drop}{unit}"
                   f"{'' if model['int8_within_limit'] else ' (**over the 1-point / 1 % limit: not released**)'}.",
                   ""]
+        if model.get("latency_ms"):
+            lines += [_latency_line(model), ""]
         for label, rows in model["scores"].items():
             keys = [k for k in next(r for k, r in rows.items() if k != "images") if k in _SHOWN]
             lines += [f"{label} ({rows['images']} images)", "",
@@ -280,6 +299,23 @@ def report_markdown(models: list[dict]) -> str:
                              + " | ".join(f"{row[k]:.4f}" for k in keys) + " |")
             lines.append("")
     return "\n".join(lines)
+
+
+def _latency_line(model: dict) -> str:
+    """"Latency, timed together: float16 2.3 ms (0.95x baseline), ..." for a model's report entry."""
+    latency = model["latency_ms"]
+    baselines = [key for key in latency if key.startswith("baseline:")]
+    parts = []
+    for key, ms in latency.items():
+        name = key.split(":", 1)[1] if key in baselines else key
+        ratios = [f"{ms / latency[b]:.2f}x {b.split(':', 1)[1]}" for b in baselines if b != key and latency[b] > 0]
+        parts.append(f"{name} {ms:.2f} ms" + (f" ({', '.join(ratios)})" if ratios and key not in baselines else ""))
+    return f"Latency, timed together ({model['latency_runs']} rounds): " + "; ".join(parts) + "."
+
+
+def _chart_ms(model: dict, key: str, row: dict) -> float:
+    """The headline latency where the report has one (an entry written before it had: the scoring median)."""
+    return model.get("latency_ms", {}).get(key, row["inference_ms_median"])
 
 
 def report_chart(models: list[dict]) -> bytes:
@@ -301,9 +337,9 @@ def report_chart(models: list[dict]) -> bytes:
         for key, row in rows.items():
             if key == "images":
                 continue
-            ax.scatter(row["inference_ms_median"], row[model["metric"]], s=40,
-                       marker="x" if key.startswith("baseline:") else "o")
-            ax.annotate(key.replace("baseline:", ""), (row["inference_ms_median"], row[model["metric"]]),
+            ms = _chart_ms(model, key, row)
+            ax.scatter(ms, row[model["metric"]], s=40, marker="x" if key.startswith("baseline:") else "o")
+            ax.annotate(key.replace("baseline:", ""), (ms, row[model["metric"]]),
                         fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.set_title(f"{model['name']} ({label})", fontsize=9)
         ax.set_xlabel("inference ms (CPU, 2 threads)")

@@ -171,3 +171,36 @@ def test_load_model_reads_a_qat_keras_file(tmp_path):
     path = tmp_path / "qat_model.keras"
     quantize_for_training(tiny_model("portraitnet", 2)).save(path)
     assert export.is_quantization_aware(export.load_model(path))
+
+
+def test_latencies_measured_together_time_each_model_in_alternating_order(monkeypatch):
+    """``measure_latencies``: one median per model, each model invoked once a round, the order reversed every
+    other round (so drift falls on all alike); ``measure_latency`` is its one-model case."""
+    calls = []
+
+    class FakeInterpreter:
+        def __init__(self, model_path=None, model_content=None, num_threads=None):
+            self.name = model_path or bytes(model_content).decode()
+
+        def allocate_tensors(self):
+            pass
+
+        def get_input_details(self):
+            return [{"index": 0, "shape": (1, 2), "dtype": np.float32}]
+
+        def set_tensor(self, index, value):
+            pass
+
+        def invoke(self):
+            calls.append(self.name)
+
+    import ai_edge_litert.interpreter
+
+    monkeypatch.setattr(ai_edge_litert.interpreter, "Interpreter", FakeInterpreter)
+    medians = export.measure_latencies(["a.tflite", b"b"], runs=3, warmup=1)
+    assert len(medians) == 2 and all(ms >= 0 for ms in medians)
+    assert calls == ["b", "a.tflite", "a.tflite", "b", "b", "a.tflite", "a.tflite", "b"]
+    with pytest.raises(ValueError, match="runs must be >= 1"):
+        export.measure_latencies(["a.tflite"], runs=0)
+    calls.clear()
+    assert export.measure_latency("a.tflite", runs=2, warmup=0) >= 0 and calls == ["a.tflite", "a.tflite"]

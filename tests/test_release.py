@@ -91,6 +91,10 @@ def test_release_writes_fp16_and_int8_with_scored_cards_and_a_report(workspace, 
     assert "## small" in markdown and "`small_int8.tflite` (full-integer PTQ)" in markdown
     assert "baseline `tiny_portrait`" in markdown
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The headline latency: every file and the baseline timed together, with each file's ratio to the baseline.
+    assert set(model["latency_ms"]) == set(rows) - {"images"} and min(model["latency_ms"].values()) > 0
+    ratio = model["latency_ms"]["float16"] / model["latency_ms"]["baseline:tiny_portrait"]
+    assert f"float16 {model['latency_ms']['float16']:.2f} ms ({ratio:.2f}x tiny_portrait)" in markdown
 
 
 def test_only_rebuilds_the_named_models_and_keeps_the_rest_of_the_report(workspace, monkeypatch, tmp_path):
