@@ -111,13 +111,14 @@ def cmd_export(args) -> int:
 
 
 def cmd_release(args) -> int:
-    from portrait_sdk.release import REPORT_MD, release
+    from portrait_sdk.release import REPORT_MD, release, released_int8
 
     report = release(args.manifest, only=args.only, threads=args.threads, latency_runs=args.latency_runs)
     for model in report["models"]:
         print(f"{model['name']}: {', '.join(model['files'].values())}; int8 ({model['int8_choice']}) loses "
               f"{model['int8_drop']:+.4f} {model['metric']} against float32"
-              + ("" if model["int8_within_limit"] else "  OVER THE LIMIT"))
+              + ("" if model["int8_within_limit"] else "  OVER THE LIMIT")
+              + ("  GPU MISMATCH" if model["int8_within_limit"] and not released_int8(model) else ""))
     print(f"report: {Path(args.manifest).parent / REPORT_MD}")
     return 0
 

@@ -61,6 +61,18 @@ model_folder_path: list = []
 
 
 @pytest.fixture(autouse=True)
+def _no_gpu(monkeypatch):
+    """The release's GPU parity gate sees no GPU path unless a test gives it one (test_gpu_check and
+    test_released run the real one), so these tests do not depend on the machine's Vulkan driver."""
+    import portrait_sdk.gpu_check
+
+    def unavailable(path, **kwargs):
+        raise portrait_sdk.gpu_check.GpuUnavailableError("no Vulkan device (test)")
+
+    monkeypatch.setattr(portrait_sdk.gpu_check, "check_gpu", unavailable)
+
+
+@pytest.fixture(autouse=True)
 def _data_root(workspace, monkeypatch, tmp_path_factory):
     monkeypatch.setenv("PORTRAIT_SDK_DATA", str(workspace / "data"))
     if not model_folder_path:
@@ -223,3 +235,25 @@ def test_an_int8_over_the_limit_is_not_released(workspace, monkeypatch, tmp_path
     assert (out / "small_fp16.tflite").is_file()
     assert (tmp_path / "assets" / "small_fp16.tflite").is_file()  # package = true falls back to float16
     assert "not released" in (out / "REPORT.md").read_text()
+
+
+def test_an_int8_whose_gpu_output_strays_from_its_cpu_output_is_not_released(workspace, monkeypatch, tmp_path):
+    import portrait_sdk.gpu_check
+    from portrait_sdk.gpu_check import GpuReport
+
+    checked = []
+
+    def strays(path, **kwargs):
+        checked.append(path)
+        return GpuReport(str(path), True, [], max_abs_diff=0.3, tolerance=0.1, precision="int8", output_scale=1.0)
+
+    monkeypatch.setattr(portrait_sdk.gpu_check, "check_gpu", strays)
+    manifest = _manifest(tmp_path / "export", workspace / "weights.keras")
+    out = manifest.parent
+    release(manifest, latency_runs=1)
+    (model,) = json.loads((out / "report.json").read_text())["models"]
+    assert model["int8_within_limit"] and not model["int8_released"] and list(model["files"]) == ["fp16"]
+    assert len(checked) == 1 and not (out / "small_int8.tflite").exists()
+    markdown = (out / "REPORT.md").read_text()
+    assert "GPU and CPU outputs disagree: not released" in markdown
+    assert "small_int8.tflite: FAIL" in markdown and str(tmp_path) not in model["int8_gpu"]["summary"]
