@@ -97,7 +97,7 @@ def test_one_tolerance_rule_per_precision():
     assert f"{TOLERANCE['int8']:g} x max(1, largest output) for files with int8" in " ".join(help_text.split())
 
 
-@pytest.mark.parametrize("name, precision", [("portraitnet_fp16", "float"), ("sinet_int8", "int8"),
+@pytest.mark.parametrize("name, precision", [("portraitnet_fp16", "float"), ("extremec3net_int8", "int8"),
                                              ("mmnet_int8", "int8")])
 def test_released_files_precision_picks_the_rule(name, precision):
     assert file_precision(_cpu_interpreter(EXPORT / f"{name}.tflite")) == precision
