@@ -111,14 +111,14 @@ def cmd_export(args) -> int:
 
 
 def cmd_release(args) -> int:
-    from portrait_sdk.release import REPORT_MD, release, released_int8
+    from portrait_sdk.release import REPORT_MD, release
 
     report = release(args.manifest, only=args.only, threads=args.threads, latency_runs=args.latency_runs)
     for model in report["models"]:
         print(f"{model['name']}: {', '.join(model['files'].values())}; int8 ({model['int8_choice']}) loses "
               f"{model['int8_drop']:+.4f} {model['metric']} against float32"
               + ("" if model["int8_within_limit"] else "  OVER THE LIMIT")
-              + ("  GPU MISMATCH" if model["int8_within_limit"] and not released_int8(model) else ""))
+              + ("  GPU MISMATCH" if model["int8_within_limit"] and not model["int8_released"] else ""))
     print(f"report: {Path(args.manifest).parent / REPORT_MD}")
     return 0
 
@@ -423,7 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("--only", nargs="+", metavar="NAME", help="rebuild only these models")
     release.add_argument("--threads", type=int, default=2, help="inference threads while scoring (default: 2)")
     release.add_argument("--latency-runs", type=int, default=200,
-                         help="runs of each latency median: the cards' and the files timed together (default: 200)")
+                         help="rounds of timing all of a model's files and baselines together, for the cards and "
+                              "the report (default: 200)")
     release.set_defaults(func=cmd_release)
 
     from portrait_sdk.effects import EFFECTS

@@ -305,7 +305,8 @@ def export_model(model_or_keras_path: "keras.Model | str | os.PathLike", out_dir
         representative_data: for int8, see ``representative_dataset``.
         card_fields: ``CARD_FIELDS`` values for the card (licence and training data text, metrics, ...).
         architecture: registry name; defaults to the model's name attribute.
-        latency_runs: runs of ``measure_latency`` for the card's latency.
+        latency_runs: runs of ``measure_latency`` for the card's latency; 0 leaves it to the caller (the release
+            times all of a model's files together and writes that into the cards it ships).
     """
     spec = precision_spec(precision)
     from_file = isinstance(model_or_keras_path, (str, os.PathLike))
@@ -325,7 +326,8 @@ def export_model(model_or_keras_path: "keras.Model | str | os.PathLike", out_dir
     card = make_card(graph, architecture, f"{name}_{spec.suffix}", precision, card_fields, contract)
     calibration = representative_dataset(representative_data, card.input) if spec.needs_data else None
     flatbuffer = to_tflite(graph, precision, calibration)
-    card = dataclasses.replace(card, latency_ms={LATENCY_KEY: round(measure_latency(flatbuffer, latency_runs), 3)})
+    if latency_runs:
+        card = dataclasses.replace(card, latency_ms={LATENCY_KEY: round(measure_latency(flatbuffer, latency_runs), 3)})
     flatbuffer = attach_metadata(flatbuffer, card)
     problems = gpu_incompatibilities(flatbuffer)
     if problems:

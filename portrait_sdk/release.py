@@ -130,9 +130,11 @@ def _gpu_parity(path: Path, name: str) -> dict | None:
     return {"passed": report.passed, "summary": summary}
 
 
-def released_int8(model: dict) -> bool:
-    """Whether a report entry's int8 file ships (entries written before the GPU gate: its accuracy limit)."""
-    return model.get("int8_released", model["int8_within_limit"])
+def int8_verdict(model: dict) -> str:
+    """Why a report entry's int8 file does not ship ("" when it does)."""
+    if model["int8_released"]:
+        return ""
+    return "over the 1-point / 1 % limit" if not model["int8_within_limit"] else "GPU and CPU outputs disagree"
 
 
 def _present_baselines(entry: ReleaseEntry) -> list[Path]:
@@ -182,7 +184,7 @@ def _card_metrics(scores: dict, key: str, entry: ReleaseEntry) -> dict:
 
 def release_model(entry: ReleaseEntry, out_dir: Path, threads: int = 2, latency_runs: int = 50) -> dict:
     """Export, score and write one model's released files; returns its report entry."""
-    from portrait_sdk.export import export_model, load_model, measure_latencies
+    from portrait_sdk.export import LATENCY_KEY, export_model, load_model, measure_latencies
     from portrait_sdk.metadata import attach_metadata
     from portrait_sdk.model_card import ModelCard, card_path
     from portrait_sdk.quantize import load_qat_model
@@ -195,16 +197,17 @@ def release_model(entry: ReleaseEntry, out_dir: Path, threads: int = 2, latency_
     with tempfile.TemporaryDirectory(prefix=f"release-{entry.name}-") as staging:
         staging = Path(staging)
         model = load_model(entry.weights)
+        # Latency is timed below, every file and baseline together, and written into the cards that ship.
         files = {precision: export_model(model, staging, entry.name, precision, representative,
-                                         card_fields=fields, latency_runs=latency_runs)
+                                         card_fields=fields, latency_runs=0)
                  for precision in ("float32", *RELEASED)}
         if entry.qat_weights:
             files["qat_int8"] = export_model(load_qat_model(entry.qat_weights), staging, entry.name, "qat_int8",
-                                             card_fields=fields, latency_runs=latency_runs)
+                                             card_fields=fields, latency_runs=0)
         print(f"{entry.name}: exported {', '.join(files)}; scoring", flush=True)
         baselines = _present_baselines(entry)
         scores = _score(files, baselines, entry, threads)
-        # The headline latency: every file and baseline timed together (``measure_latencies``), for ratios.
+        # The headline latency and the cards': every file and baseline timed together (``measure_latencies``).
         latency = dict(zip(_keys(files, baselines),
                            measure_latencies([*files.values(), *baselines], latency_runs, threads)))
 
@@ -227,7 +230,8 @@ def release_model(entry: ReleaseEntry, out_dir: Path, threads: int = 2, latency_
         for key in ("float16", int8)[:2 if int8_released else 1]:
             suffix = _suffix(key)
             card = ModelCard.load(card_path(files[key]))
-            card = dataclasses.replace(card, name=f"{entry.name}_{suffix}", metrics=_card_metrics(scores, key, entry))
+            card = dataclasses.replace(card, name=f"{entry.name}_{suffix}", metrics=_card_metrics(scores, key, entry),
+                                       latency_ms={LATENCY_KEY: round(latency[key], 3)})
             target = out_dir / f"{card.name}.tflite"
             write_files({target: attach_metadata(files[key].read_bytes(), card), card_path(target): card.to_json()
                          .encode()})
@@ -301,15 +305,14 @@ def report_markdown(models: list[dict]) -> str:
         drop = f"{model['int8_drop'] * 100:+.2f}"
         unit = (" IoU points" if model["metric"] not in LOWER_IS_BETTER
                 else f" % {_SHOWN.get(model['metric'], model['metric'])}")
-        verdict = ("" if released_int8(model) else " (**over the 1-point / 1 % limit: not released**)"
-                   if not model["int8_within_limit"] else " (**GPU and CPU outputs disagree: not released**)")
+        reason = int8_verdict(model)
+        verdict = f" (**{reason}: not released**)" if reason else ""
         lines += [f"## {model['name']}", "",
                   f"int8 release: {'QAT' if model['int8_choice'] == 'qat_int8' else 'full-integer PTQ'}; "
                   f"loss against float32: {drop}{unit}{verdict}.", ""]
-        if model.get("int8_gpu"):
+        if model["int8_gpu"]:
             lines += [f"GPU parity of the int8 file (`portrait-sdk gpu-check`): {model['int8_gpu']['summary']}", ""]
-        if model.get("latency_ms"):
-            lines += [_latency_line(model), ""]
+        lines += [_latency_line(model), ""]
         for label, rows in model["scores"].items():
             keys = [k for k in next(r for k, r in rows.items() if k != "images") if k in _SHOWN]
             lines += [f"{label} ({rows['images']} images)", "",
@@ -320,7 +323,7 @@ def report_markdown(models: list[dict]) -> str:
                     continue
                 title = (f"baseline `{key.split(':', 1)[1]}`" if key.startswith("baseline:")
                          else _ROW_NAMES[key].format(name=model["name"]))
-                if "int8" in key and not released_int8(model):
+                if "int8" in key and not model["int8_released"]:
                     title += " (not released)"
                 lines.append(f"| {title} | {row['size_mb']} | {row['inference_ms_median']} | "
                              + " | ".join(f"{row[k]:.4f}" for k in keys) + " |")
@@ -338,11 +341,6 @@ def _latency_line(model: dict) -> str:
         ratios = [f"{ms / latency[b]:.2f}x {b.split(':', 1)[1]}" for b in baselines if b != key and latency[b] > 0]
         parts.append(f"{name} {ms:.2f} ms" + (f" ({', '.join(ratios)})" if ratios and key not in baselines else ""))
     return f"Latency, timed together ({model['latency_runs']} rounds): " + "; ".join(parts) + "."
-
-
-def _chart_ms(model: dict, key: str, row: dict) -> float:
-    """The headline latency where the report has one (an entry written before it had: the scoring median)."""
-    return model.get("latency_ms", {}).get(key, row["inference_ms_median"])
 
 
 def report_chart(models: list[dict]) -> bytes:
@@ -364,7 +362,7 @@ def report_chart(models: list[dict]) -> bytes:
         for key, row in rows.items():
             if key == "images":
                 continue
-            ms = _chart_ms(model, key, row)
+            ms = model["latency_ms"][key]
             ax.scatter(ms, row[model["metric"]], s=40, marker="x" if key.startswith("baseline:") else "o")
             ax.annotate(key.replace("baseline:", ""), (ms, row[model["metric"]]),
                         fontsize=7, xytext=(3, 3), textcoords="offset points")
